@@ -1,0 +1,76 @@
+import { FerryError } from '@ferry/protocol';
+import type { EnrollRequest, EnrollResponse } from '@ferry/protocol';
+import type { AuthRepository } from './repository.js';
+import type { SourceRepository } from '../sources/repository.js';
+import { formatToken, hashSecret, newSecret, parseToken, secretMatches } from './secrets.js';
+
+export type Principal = { kind: 'admin'; tokenId: number } | { kind: 'agent'; agentId: number; sourceId: number };
+
+export class AuthService {
+  constructor(
+    private readonly repo: AuthRepository,
+    private readonly sources: SourceRepository,
+    private readonly enrollTtlHours: number,
+  ) {}
+
+  createApiToken(name: string): string {
+    const secret = newSecret();
+    const id = this.repo.createApiToken(name, hashSecret(secret));
+    return formatToken('admin', id, secret);
+  }
+
+  createEnrollToken(ttlHours = this.enrollTtlHours): { token: string; expiresAt: string } {
+    const secret = newSecret();
+    const expiresAt = new Date(Date.now() + ttlHours * 3600_000).toISOString();
+    const id = this.repo.createEnrollToken(hashSecret(secret), expiresAt);
+    return { token: formatToken('enroll', id, secret), expiresAt };
+  }
+
+  /** Exchanges a one-time enrollment token for a new source and that source's own agent credential. */
+  enroll(req: EnrollRequest): EnrollResponse {
+    const parsed = parseToken(req.token);
+    const row = parsed?.kind === 'enroll' ? this.repo.enrollToken(parsed.id) : undefined;
+    if (!parsed || !row || !secretMatches(parsed.secret, row.secret_hash)) {
+      throw new FerryError('ENROLL_TOKEN_INVALID', 'the enrollment token is not one this appliance issued');
+    }
+    if (row.used_at) throw new FerryError('ENROLL_TOKEN_USED', `the enrollment token was already used at ${row.used_at}`);
+    if (Date.parse(row.expires_at) < Date.now()) throw new FerryError('ENROLL_TOKEN_EXPIRED', `the enrollment token expired at ${row.expires_at}`);
+    const secret = newSecret();
+    return this.repo.transaction(() => {
+      const sourceId = this.sources.create(req.hostname, req.os ?? null);
+      const agentId = this.repo.createAgent(sourceId, hashSecret(secret));
+      if (!this.repo.consumeEnrollToken(row.id, agentId)) {
+        throw new FerryError('ENROLL_TOKEN_USED', 'the enrollment token was used by another agent at the same moment');
+      }
+      return { agentId, sourceId, credential: formatToken('agent', agentId, secret) };
+    });
+  }
+
+  authenticate(header: string | undefined): Principal {
+    if (!header) throw new FerryError('AUTH_REQUIRED', 'this route needs an Authorization: Bearer token');
+    const m = /^Bearer (\S+)$/.exec(header);
+    const parsed = m ? parseToken(m[1]!) : null;
+    if (parsed?.kind === 'admin') {
+      const row = this.repo.apiToken(parsed.id);
+      if (row && !row.revoked_at && secretMatches(parsed.secret, row.secret_hash)) return { kind: 'admin', tokenId: row.id };
+    } else if (parsed?.kind === 'agent') {
+      const row = this.repo.agent(parsed.id);
+      if (row && !row.revoked_at && secretMatches(parsed.secret, row.secret_hash)) {
+        this.sources.touch(row.source_id);
+        return { kind: 'agent', agentId: row.id, sourceId: row.source_id };
+      }
+    }
+    throw new FerryError('AUTH_INVALID', 'the token is not valid (unknown, revoked or malformed)');
+  }
+}
+
+/** Agents may touch only their own source; admins everything. */
+export function assertSourceAccess(p: Principal, sourceId: number): void {
+  if (p.kind === 'agent' && p.sourceId !== sourceId) {
+    throw new FerryError('FORBIDDEN', `agent ${p.agentId} may not access source ${sourceId}`);
+  }
+}
+
+export function assertAdmin(p: Principal): void {
+  if (p.kind !== 'admin') throw new FerryError('FORBIDDEN', 'this route needs an admin token');
+}

@@ -1,0 +1,48 @@
+import { z } from 'zod';
+import { DEFAULT_BLOCK_SIZE, DEFAULT_PORT, FerryError, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE } from '@ferry/protocol';
+
+const ConfigSchema = z.strictObject({
+  dataDir: z.string().min(1),
+  listenHost: z.string().min(1),
+  listenPort: z.number().int().min(1).max(65535),
+  blockSize: z.number().int().min(MIN_BLOCK_SIZE).max(MAX_BLOCK_SIZE).multipleOf(4096),
+  enrollTokenTtlHours: z.number().min(0.01).max(24 * 30),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']),
+});
+export type Config = Readonly<z.infer<typeof ConfigSchema>>;
+
+export const DEFAULT_DATA_DIR = '/var/lib/ferry-appliance';
+
+/** Flags win over FERRY_* environment variables, which win over defaults. */
+export interface ConfigInput {
+  data?: string | undefined;
+  listen?: string | undefined;
+  blockSize?: string | undefined;
+  logLevel?: string | undefined;
+}
+
+function splitListen(listen: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(listen);
+  if (!m) return { host: listen, port: Number.NaN };
+  return { host: m[1] ?? (m[2] || '0.0.0.0'), port: Number(m[3]) };
+}
+
+/** Loads the configuration once; every bad setting is reported together, then it is frozen. */
+export function loadConfig(flags: ConfigInput, env: NodeJS.ProcessEnv = process.env): Config {
+  const listen = flags.listen ?? env.FERRY_LISTEN ?? `0.0.0.0:${DEFAULT_PORT}`;
+  const { host, port } = splitListen(listen);
+  const raw = {
+    dataDir: flags.data ?? env.FERRY_DATA ?? DEFAULT_DATA_DIR,
+    listenHost: host,
+    listenPort: port,
+    blockSize: Number(flags.blockSize ?? env.FERRY_BLOCK_SIZE ?? DEFAULT_BLOCK_SIZE),
+    enrollTokenTtlHours: Number(env.FERRY_ENROLL_TOKEN_TTL_HOURS ?? 24),
+    logLevel: flags.logLevel ?? env.FERRY_LOG_LEVEL ?? 'info',
+  };
+  const parsed = ConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message} (got ${JSON.stringify((raw as Record<string, unknown>)[String(i.path[0])])})`);
+    throw new FerryError('CONFIG_INVALID', `invalid configuration:\n${lines.join('\n')}`);
+  }
+  return Object.freeze(parsed.data);
+}

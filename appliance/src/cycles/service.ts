@@ -1,0 +1,276 @@
+import {
+  BlockKind,
+  blockCountFor,
+  chunkIdOf,
+  CodecError,
+  decompressInto,
+  encodeIndexEntry,
+  FerryError,
+  FrameType,
+  readFrames,
+  StreamFormatError,
+  type CommitCycleRequest,
+  type CycleState,
+  type StartCycleRequest,
+  type UploadResponse,
+} from '@ferry/protocol';
+import type { Logger } from 'pino';
+import type { ChunkStore, StagedChunk } from '../store/chunk-store.js';
+import type { IndexFiles } from '../store/index-file.js';
+import type { SourceRepository } from '../sources/repository.js';
+import type { CycleDiskRow, CycleRepository, CycleRow } from './repository.js';
+import { KeyedLock } from './lock.js';
+
+/** Bound on one upload request's staged data, so a client cannot make the appliance buffer without limit. */
+const MAX_STAGED_BYTES = 512 * 1024 * 1024;
+
+interface DiskCursor {
+  row: CycleDiskRow;
+  next: number;
+  first: number;
+  entries: Buffer[];
+}
+
+export class CycleService {
+  readonly #lock = new KeyedLock();
+  /** Chunk ids known present per cycle (its previous points' chunks plus what it stored), to skip a stat per block. */
+  readonly #known = new Map<number, Set<string>>();
+
+  constructor(
+    private readonly cycles: CycleRepository,
+    private readonly sources: SourceRepository,
+    private readonly chunks: ChunkStore,
+    private readonly indexes: IndexFiles,
+    private readonly defaultBlockSize: number,
+    private readonly log: Logger,
+  ) {}
+
+  state(cycleId: number): CycleState {
+    const c = this.#get(cycleId);
+    return this.#toState(c, false);
+  }
+
+  sourceOf(cycleId: number): number {
+    return this.#get(cycleId).source_id;
+  }
+
+  /**
+   * Starts a cycle, or resumes the source's running one when it covers the same disks (a crashed agent or a
+   * dropped link continues from the last acknowledged block instead of starting over).
+   */
+  async start(sourceId: number, req: StartCycleRequest): Promise<CycleState> {
+    const blockSize = req.blockSize ?? this.defaultBlockSize;
+    const diskIds = req.disks.map((d) => this.sources.upsertDisk(sourceId, d));
+    if (new Set(req.disks.map((d) => d.key)).size !== req.disks.length) {
+      throw new FerryError('DISK_INVALID', 'the same disk is listed twice');
+    }
+    const running = this.cycles.running(sourceId);
+    if (running) {
+      const disks = this.cycles.disks(running.id);
+      const same =
+        disks.length === req.disks.length &&
+        disks.every((d, i) => d.disk_id === diskIds[i] && d.size === req.disks[i]!.size && d.block_size === blockSize);
+      if (same) {
+        this.log.info({ cycle: running.id, sourceId }, 'resuming running cycle');
+        return this.#toState(running, true);
+      }
+      this.log.info({ cycle: running.id, sourceId }, 'abandoning running cycle: the disk set changed');
+      this.cycles.abandon(running.id);
+      this.#known.delete(running.id);
+    }
+    const disks = req.disks.map((d, i) => ({
+      diskId: diskIds[i]!,
+      size: d.size,
+      blockSize,
+      blockCount: blockCountFor(d.size, blockSize),
+      previousCycleId: this.cycles.previousPointFor(sourceId, diskIds[i]!, blockSize),
+      layout: d.layout ? JSON.stringify(d.layout) : null,
+    }));
+    const id = this.cycles.create(sourceId, disks);
+    for (const d of disks) {
+      await this.indexes.create(id, d.diskId, { blockSize, diskSize: d.size, blockCount: d.blockCount });
+    }
+    this.log.info({ cycle: id, sourceId, disks: disks.length }, 'cycle started');
+    return this.#toState(this.#get(id), false);
+  }
+
+  async missing(ids: string[]): Promise<string[]> {
+    const out: string[] = [];
+    for (const id of ids) {
+      if (!(await this.chunks.has(id))) out.push(id);
+    }
+    return out;
+  }
+
+  /**
+   * Ingests one frame stream. Chunks are verified (decompressed, re-hashed) and staged; blocks must arrive in
+   * order per disk and name a chunk that is stored or in this stream. At END: chunks fsynced and renamed,
+   * then index entries written and fsynced, then the new positions committed in SQLite — only then is the
+   * batch acknowledged. Any error discards the whole batch: nothing of it is stored or acknowledged.
+   */
+  ingest(cycleId: number, body: AsyncIterable<Buffer>): Promise<UploadResponse> {
+    return this.#lock.run(cycleId, async () => {
+      const cycle = this.#running(cycleId);
+      const rows = this.cycles.disks(cycleId);
+      const known = await this.#knownChunks(cycle, rows);
+      const cursors = rows.map((row): DiskCursor => ({ row, next: row.next_block, first: row.next_block, entries: [] }));
+      const maxRaw = Math.max(...rows.map((r) => r.block_size));
+      const scratch = Buffer.allocUnsafe(maxRaw);
+      const staged = new Map<string, StagedChunk>();
+      let stagedBytes = 0;
+      let deduplicated = 0;
+      try {
+        for await (const frame of readFrames(body)) {
+          if (frame.type === FrameType.Chunk) {
+            const id = frame.id.toString('hex');
+            if (frame.rawLength === 0 || frame.rawLength > maxRaw) {
+              throw new FerryError('STREAM_INVALID', `chunk ${id} has raw length ${frame.rawLength}; blocks of this cycle are at most ${maxRaw} bytes`);
+            }
+            const plain = scratch.subarray(0, frame.rawLength);
+            try {
+              decompressInto(frame.codec, frame.payload, plain);
+            } catch (err) {
+              throw new FerryError('CHUNK_MISMATCH', `chunk ${id} does not decode: ${(err as CodecError).message}; nothing of this batch was stored`);
+            }
+            if (!chunkIdOf(plain).equals(frame.id)) {
+              throw new FerryError('CHUNK_MISMATCH', `chunk ${id} does not hash to its id; nothing of this batch was stored`);
+            }
+            if (staged.has(id) || known.has(id) || (await this.chunks.has(id))) {
+              deduplicated++;
+              known.add(id);
+              continue;
+            }
+            const s = await this.chunks.stage(frame.id, frame.codec, frame.rawLength, frame.payload);
+            staged.set(id, s);
+            stagedBytes += s.bytes;
+            if (stagedBytes > MAX_STAGED_BYTES) throw new FerryError('PAYLOAD_TOO_LARGE', `one upload may stage at most ${MAX_STAGED_BYTES} bytes`);
+          } else if (frame.type === FrameType.Block) {
+            const cur = cursors[frame.disk];
+            if (!cur) throw new FerryError('STREAM_INVALID', `block frame names disk slot ${frame.disk}; this cycle has ${cursors.length}`);
+            if (frame.blockNo !== cur.next) {
+              throw new FerryError(
+                'BLOCK_OUT_OF_ORDER',
+                `disk slot ${frame.disk}: got block ${frame.blockNo}, expected block ${cur.next} (the next unacknowledged one)`,
+              );
+            }
+            if (frame.blockNo >= cur.row.block_count) {
+              throw new FerryError('STREAM_INVALID', `disk slot ${frame.disk} has ${cur.row.block_count} blocks; got block ${frame.blockNo}`);
+            }
+            if (frame.kind === BlockKind.Pending) throw new FerryError('STREAM_INVALID', `block ${frame.blockNo}: kind Pending cannot be sent`);
+            if (frame.kind === BlockKind.Data) {
+              const id = frame.chunkId.toString('hex');
+              if (!staged.has(id) && !known.has(id)) {
+                if (!(await this.chunks.has(id))) {
+                  throw new FerryError('CHUNK_MISSING', `disk slot ${frame.disk} block ${frame.blockNo} names chunk ${id}, which the appliance does not hold`);
+                }
+                known.add(id);
+              }
+            }
+            cur.entries.push(encodeIndexEntry({ kind: frame.kind, xxh64: frame.xxh64, chunkId: frame.chunkId }));
+            cur.next++;
+          }
+        }
+      } catch (err) {
+        await this.chunks.discard([...staged.values()]);
+        if (err instanceof StreamFormatError) throw new FerryError('STREAM_INVALID', err.message, { cause: err });
+        throw err;
+      }
+      // Write ordering: chunk files durable → index entries durable → positions committed.
+      await this.chunks.commitStaged([...staged.values()]);
+      for (const id of staged.keys()) known.add(id);
+      for (const cur of cursors) {
+        if (cur.entries.length > 0) await this.indexes.writeEntries(cycleId, cur.row.disk_id, cur.first, Buffer.concat(cur.entries));
+      }
+      const bytesStored = [...staged.values()].reduce((n, s) => n + s.bytes, 0);
+      const progress = cursors.map((c) => ({ slot: c.row.slot, nextBlock: c.next }));
+      this.cycles.acknowledge(cycleId, progress, staged.size, bytesStored);
+      return { chunksStored: staged.size, chunksDeduplicated: deduplicated, bytesStored, disks: progress };
+    });
+  }
+
+  /** Seals every disk's index and commits the point, after checking that every named chunk is on disk. */
+  commit(cycleId: number, req: CommitCycleRequest): Promise<{ pointId: number; name: string }> {
+    return this.#lock.run(cycleId, async () => {
+      this.#running(cycleId);
+      const rows = this.cycles.disks(cycleId);
+      for (const r of rows) {
+        if (r.next_block !== r.block_count) {
+          throw new FerryError('CYCLE_INCOMPLETE', `disk ${r.key} has ${r.next_block} of ${r.block_count} blocks acknowledged`);
+        }
+      }
+      const counts: { slot: number; data: number; zero: number; unused: number }[] = [];
+      for (const r of rows) {
+        const index = await this.indexes.seal(cycleId, r.disk_id);
+        const k = { slot: r.slot, data: 0, zero: 0, unused: 0 };
+        const ids = new Set<string>();
+        for (let n = 0; n < index.header.blockCount; n++) {
+          const kind = index.kind(n);
+          if (kind === BlockKind.Data) {
+            k.data++;
+            ids.add(index.chunkIdHex(n));
+          } else if (kind === BlockKind.Zero) k.zero++;
+          else if (kind === BlockKind.Unused) k.unused++;
+          else throw new FerryError('CYCLE_INCOMPLETE', `disk ${r.key} block ${n} was never recorded`);
+        }
+        // A committed point never names a missing chunk: check them all on disk, not from memory.
+        const missing: string[] = [];
+        for (const id of ids) if (!(await this.chunks.has(id))) missing.push(id);
+        if (missing.length > 0) {
+          throw new FerryError(
+            'CHUNK_MISSING',
+            `disk ${r.key} names ${missing.length} chunk(s) the appliance does not hold (first: ${missing[0]}); the point was not committed`,
+          );
+        }
+        counts.push(k);
+      }
+      const name = this.cycles.commit(cycleId, counts, req.stats);
+      this.#known.delete(cycleId);
+      this.log.info({ cycle: cycleId, name }, 'point committed');
+      return { pointId: cycleId, name };
+    });
+  }
+
+  #get(cycleId: number): CycleRow {
+    const c = this.cycles.get(cycleId);
+    if (!c) throw new FerryError('CYCLE_NOT_FOUND', `cycle ${cycleId} does not exist`);
+    return c;
+  }
+
+  #running(cycleId: number): CycleRow {
+    const c = this.#get(cycleId);
+    if (c.state !== 'running') throw new FerryError('CYCLE_NOT_RUNNING', `cycle ${cycleId} is ${c.state}`);
+    return c;
+  }
+
+  async #knownChunks(cycle: CycleRow, rows: CycleDiskRow[]): Promise<Set<string>> {
+    let known = this.#known.get(cycle.id);
+    if (known) return known;
+    known = new Set();
+    for (const r of rows) {
+      if (r.previous_cycle_id === null) continue;
+      const prev = await this.indexes.load(r.previous_cycle_id, r.disk_id);
+      for (let n = 0; n < prev.header.blockCount; n++) if (prev.kind(n) === BlockKind.Data) known.add(prev.chunkIdHex(n));
+    }
+    this.#known.set(cycle.id, known);
+    return known;
+  }
+
+  #toState(c: CycleRow, resumed: boolean): CycleState {
+    return {
+      id: c.id,
+      sourceId: c.source_id,
+      state: c.state,
+      resumed,
+      disks: this.cycles.disks(c.id).map((d) => ({
+        slot: d.slot,
+        diskId: d.disk_id,
+        key: d.key,
+        size: d.size,
+        blockSize: d.block_size,
+        blockCount: d.block_count,
+        nextBlock: d.next_block,
+        previousPointId: d.previous_cycle_id,
+      })),
+    };
+  }
+}

@@ -1,0 +1,38 @@
+import express, { type Express } from 'express';
+import { existsSync } from 'node:fs';
+import { API_PREFIX, FerryError } from '@ferry/protocol';
+import type { Logger } from 'pino';
+import type { Appliance } from '../appliance.js';
+import { authenticate, enrollRoutes } from '../auth/routes.js';
+import { sourceRoutes } from '../sources/routes.js';
+import { cycleRoutes } from '../cycles/routes.js';
+import { pointRoutes } from '../points/routes.js';
+import { errorHandler, json } from './reply.js';
+
+export interface AppOptions {
+  fingerprint: string;
+  version: string;
+  webRoot: string;
+}
+
+export function createApp(a: Appliance, log: Logger, opts: AppOptions): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('query parser', 'simple');
+  const api = express.Router();
+  api.use(express.json({ limit: '4mb', strict: true }));
+  api.get('/health', json(() => ({ status: 'ok', version: opts.version })));
+  api.use(enrollRoutes(a.auth));
+  api.use(authenticate(a.auth));
+  api.get('/appliance', json(() => ({ fingerprint: opts.fingerprint, version: opts.version })));
+  api.use(sourceRoutes(a.sources));
+  api.use(cycleRoutes(a.cycles));
+  api.use(pointRoutes(a.points));
+  api.use(() => {
+    throw new FerryError('NOT_FOUND', 'no such API route');
+  });
+  app.use(API_PREFIX, api);
+  if (existsSync(opts.webRoot)) app.use(express.static(opts.webRoot, { index: 'index.html' }));
+  app.use(errorHandler(log));
+  return app;
+}

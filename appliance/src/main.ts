@@ -1,0 +1,140 @@
+import https from 'node:https';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Command, Option } from 'commander';
+import pino from 'pino';
+import { ERRORS, FerryError, formatBytes, initHashing } from '@ferry/protocol';
+import { loadConfig, type ConfigInput } from './config.js';
+import { buildAppliance, dataPaths } from './appliance.js';
+import { createApp } from './http/app.js';
+import { createLogger } from './log.js';
+import { loadOrCreateCertificate } from './tls/certificate.js';
+
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const WEB_ROOT = fileURLToPath(new URL('../../web/dist/', import.meta.url));
+
+/** Exit codes: 0 ok, 1 verify found damage, 2 bad input or environment (the message says what to do), 70 bug. */
+function fail(err: unknown): never {
+  if (err instanceof FerryError && ERRORS[err.code].user) {
+    process.stderr.write(`ferry-appliance: ${err.message}\n  what to do: ${err.hint}\n  (error ${err.code})\n`);
+    process.exit(2);
+  }
+  process.stderr.write(`ferry-appliance: internal error — this is a bug. Details:\n${(err as Error).stack ?? String(err)}\n`);
+  process.exit(70);
+}
+
+const quietLog = () => pino({ level: 'silent' });
+
+function dataOption(cmd: Command): Command {
+  return cmd.option('--data <dir>', 'data directory (env FERRY_DATA; default /var/lib/ferry-appliance)');
+}
+
+async function serve(opts: ConfigInput): Promise<void> {
+  const config = loadConfig(opts);
+  await initHashing();
+  const paths = dataPaths(config.dataDir);
+  const log = createLogger(paths.logs, config.logLevel);
+  const appliance = buildAppliance(config, log);
+  const tls = await loadOrCreateCertificate(paths.cert, paths.key);
+  const app = createApp(appliance, log, { fingerprint: tls.fingerprint, version: VERSION, webRoot: WEB_ROOT });
+  const server = https.createServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' }, app);
+  server.requestTimeout = 0; // uploads and restore streams are long; idle sockets are still timed out below
+  server.headersTimeout = 30_000;
+  server.keepAliveTimeout = 30_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(new FerryError('CONFIG_INVALID', `cannot listen on ${config.listenHost}:${config.listenPort}: ${err.code ?? err.message}`)),
+    );
+    server.listen(config.listenPort, config.listenHost, resolve);
+  });
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : config.listenPort;
+  process.stdout.write(
+    `Ferry appliance ${VERSION} listening on https://${config.listenHost}:${port}\n` +
+      `Data directory: ${config.dataDir}\n` +
+      `Certificate fingerprint: ${tls.fingerprint}\n`,
+  );
+  log.info({ port, dataDir: config.dataDir }, 'appliance started');
+  const stop = (signal: string): void => {
+    log.info({ signal }, 'stopping');
+    server.close();
+    server.closeAllConnections();
+    appliance.close();
+    process.exit(0);
+  };
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
+}
+
+const program = new Command('ferry-appliance')
+  .description('Ferry appliance: receives block-level backups from agents and serves restores')
+  .version(VERSION)
+  .showHelpAfterError();
+
+dataOption(program.command('serve').description('run the appliance (HTTPS API and web UI)'))
+  .option('--listen <host:port>', 'address to listen on (env FERRY_LISTEN; default 0.0.0.0:8443)')
+  .addOption(new Option('--block-size <bytes>', 'block size for new cycles (env FERRY_BLOCK_SIZE; default 1048576)').hideHelp())
+  .option('--log-level <level>', 'fatal|error|warn|info|debug|trace (env FERRY_LOG_LEVEL)')
+  .action((opts: ConfigInput) => serve(opts));
+
+dataOption(program.command('fingerprint').description("print the appliance certificate's SHA-256 fingerprint")).action(async (opts: ConfigInput) => {
+  const config = loadConfig(opts);
+  const p = dataPaths(config.dataDir);
+  const tls = await loadOrCreateCertificate(p.cert, p.key);
+  process.stdout.write(`${tls.fingerprint}\n`);
+});
+
+dataOption(program.command('enroll-token').description('print a one-time enrollment token for an agent'))
+  .option('--ttl-hours <hours>', 'hours the token stays valid', '24')
+  .action((opts: ConfigInput & { ttlHours: string }) => {
+    const config = loadConfig(opts);
+    const ttl = Number(opts.ttlHours);
+    if (!(ttl > 0 && ttl <= 720)) throw new FerryError('CONFIG_INVALID', `--ttl-hours must be between 0 and 720, got ${opts.ttlHours}`);
+    const a = buildAppliance(config, quietLog());
+    try {
+      process.stdout.write(`${a.auth.createEnrollToken(ttl).token}\n`);
+    } finally {
+      a.close();
+    }
+  });
+
+const token = program.command('token').description('admin API tokens');
+dataOption(token.command('create').description('print a new admin API token'))
+  .requiredOption('--name <name>', 'what the token is for (shown in listings)')
+  .action((opts: ConfigInput & { name: string }) => {
+    const a = buildAppliance(loadConfig(opts), quietLog());
+    try {
+      process.stdout.write(`${a.auth.createApiToken(opts.name)}\n`);
+    } finally {
+      a.close();
+    }
+  });
+
+dataOption(program.command('verify').description('re-read every chunk and index, report damage by point (exit 1 if any)'))
+  .option('--json', 'print the report as JSON')
+  .action(async (opts: ConfigInput & { json?: boolean }) => {
+    await initHashing();
+    const a = buildAppliance(loadConfig(opts), quietLog());
+    try {
+      const report = await a.verify.run((p) => {
+        process.stderr.write(`verify: ${p.chunksChecked}/${p.chunksTotal} chunks, ${formatBytes(p.bytesChecked)}\n`);
+      });
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+      } else {
+        for (const p of report.points) {
+          process.stdout.write(`${p.ok ? 'ok     ' : 'DAMAGED'} point ${p.id} ${p.name} (source ${p.sourceId})\n`);
+          for (const problem of p.problems) process.stdout.write(`          ${problem}\n`);
+        }
+        process.stdout.write(
+          `${report.chunksChecked} chunks (${formatBytes(report.bytesChecked)}) checked, ${report.damagedChunks.length} damaged, ` +
+            `${report.unreferencedChunks} unreferenced\n${report.ok ? 'verify: all points intact' : 'verify: DAMAGE FOUND — restore from the damaged points will fail'}\n`,
+        );
+      }
+      process.exitCode = report.ok ? 0 : 1;
+    } finally {
+      a.close();
+    }
+  });
+
+program.parseAsync(process.argv).catch(fail);

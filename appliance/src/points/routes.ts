@@ -1,0 +1,64 @@
+import { Router, type Response } from 'express';
+import type { PointService } from './service.js';
+import { assertAdmin, assertSourceAccess } from '../auth/service.js';
+import { intParam, json, principal } from '../http/reply.js';
+
+/** Waits for the socket to want more; rejects if the client went away, so the stream stops reading chunks. */
+function drained(res: Response): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onDrain = (): void => {
+      res.off('close', onClose);
+      resolve();
+    };
+    const onClose = (): void => {
+      res.off('drain', onDrain);
+      reject(new Error('the restore client closed the connection'));
+    };
+    res.once('drain', onDrain);
+    res.once('close', onClose);
+  });
+}
+
+export function pointRoutes(points: PointService): Router {
+  const r = Router();
+  r.get(
+    '/points',
+    json((req, res) => {
+      const p = principal(res);
+      if (p.kind === 'agent') return points.list(p.sourceId);
+      assertAdmin(p);
+      return points.list(req.query.sourceId === undefined ? undefined : intParam(req.query.sourceId, 'sourceId'));
+    }),
+  );
+  r.get(
+    '/points/:id',
+    json((req, res) => {
+      const id = intParam(req.params.id, 'point id');
+      assertSourceAccess(principal(res), points.sourceOf(id));
+      return points.get(id);
+    }),
+  );
+  r.get('/points/:id/disks/:diskId/index', async (req, res) => {
+    const id = intParam(req.params.id, 'point id');
+    assertSourceAccess(principal(res), points.sourceOf(id));
+    const body = await points.index(id, intParam(req.params.diskId, 'disk id'));
+    res.type('application/octet-stream').send(body);
+  });
+  r.get('/points/:id/disks/:diskId/blocks', async (req, res) => {
+    const id = intParam(req.params.id, 'point id');
+    assertSourceAccess(principal(res), points.sourceOf(id));
+    const diskId = intParam(req.params.diskId, 'disk id');
+    const from = req.query.from === '0' ? 0 : intParam(req.query.from, 'from');
+    const to = intParam(req.query.to, 'to');
+    let started = false;
+    await points.streamBlocks(id, diskId, from, to, async (b) => {
+      if (!started) {
+        res.status(200).type('application/octet-stream');
+        started = true;
+      }
+      if (!res.write(b)) await drained(res);
+    });
+    res.end();
+  });
+  return r;
+}

@@ -1,0 +1,108 @@
+import {
+  BlockKind,
+  decodeIndexEntry,
+  encodeBlockFrame,
+  encodeChunkFrame,
+  encodeEndFrame,
+  encodeStreamHeader,
+  FerryError,
+  INDEX_ENTRY_BYTES,
+  type Point,
+  type PointStats,
+} from '@ferry/protocol';
+import type { CycleRepository, CycleRow } from '../cycles/repository.js';
+import type { SourceRepository } from '../sources/repository.js';
+import type { ChunkStore } from '../store/chunk-store.js';
+import type { IndexFiles } from '../store/index-file.js';
+
+/** Blocks per restore stream request at most; the client asks range after range. */
+export const MAX_STREAM_BLOCKS = 4096;
+
+export class PointService {
+  constructor(
+    private readonly cycles: CycleRepository,
+    private readonly sources: SourceRepository,
+    private readonly chunks: ChunkStore,
+    private readonly indexes: IndexFiles,
+  ) {}
+
+  list(sourceId?: number): Point[] {
+    return this.cycles.points(sourceId).map((c) => this.#toPoint(c));
+  }
+
+  get(pointId: number): Point {
+    return this.#toPoint(this.#committed(pointId));
+  }
+
+  sourceOf(pointId: number): number {
+    return this.#committed(pointId).source_id;
+  }
+
+  /** The sealed index file of one disk of a point, checked against its checksum before it is served. */
+  async index(pointId: number, diskId: number): Promise<Buffer> {
+    this.#disk(pointId, diskId);
+    await this.indexes.load(pointId, diskId);
+    return this.indexes.readWhole(pointId, diskId);
+  }
+
+  /**
+   * Streams the data blocks in [from, to) of a point's disk as BLOCK + CHUNK frame pairs (stored payloads as
+   * they are; the client decompresses and checks each plaintext against its id). `write` resolves when the
+   * consumer wants more, which carries back-pressure to the disk reads.
+   */
+  async streamBlocks(pointId: number, diskId: number, from: number, to: number, write: (b: Buffer) => Promise<void>): Promise<void> {
+    const disk = this.#disk(pointId, diskId);
+    if (!Number.isSafeInteger(from) || !Number.isSafeInteger(to) || from < 0 || to <= from || to > disk.block_count || to - from > MAX_STREAM_BLOCKS) {
+      throw new FerryError('BAD_REQUEST', `block range [${from}, ${to}) is not within the disk's ${disk.block_count} blocks (at most ${MAX_STREAM_BLOCKS} per request)`);
+    }
+    const { entries } = await this.indexes.readEntries(pointId, diskId, from, to - from);
+    await write(encodeStreamHeader());
+    let frames = 0;
+    for (let i = 0; i < to - from; i++) {
+      const e = decodeIndexEntry(entries, i * INDEX_ENTRY_BYTES);
+      if (e.kind !== BlockKind.Data) continue;
+      const id = e.chunkId.toString('hex');
+      const { header, payload } = await this.chunks.readRaw(id);
+      await write(encodeBlockFrame({ disk: 0, kind: e.kind, blockNo: from + i, xxh64: e.xxh64, chunkId: e.chunkId }));
+      for (const part of encodeChunkFrame(e.chunkId, header.codec, header.rawLength, payload)) await write(part);
+      frames += 2;
+    }
+    await write(encodeEndFrame(frames));
+  }
+
+  #committed(pointId: number): CycleRow {
+    const c = this.cycles.get(pointId);
+    if (!c || c.state !== 'committed') throw new FerryError('POINT_NOT_FOUND', `point ${pointId} does not exist`);
+    return c;
+  }
+
+  #disk(pointId: number, diskId: number) {
+    this.#committed(pointId);
+    const d = this.cycles.disks(pointId).find((r) => r.disk_id === diskId);
+    if (!d) throw new FerryError('DISK_NOT_FOUND', `point ${pointId} has no disk ${diskId}`);
+    return d;
+  }
+
+  #toPoint(c: CycleRow): Point {
+    const stats = c.stats ? (JSON.parse(c.stats) as Omit<PointStats, 'bytesStored'>) : { bytesRead: 0, bytesCompared: 0, bytesChanged: 0, bytesSent: 0, seconds: 0 };
+    return {
+      id: c.id,
+      name: c.point_name ?? '',
+      sourceId: c.source_id,
+      sourceName: this.sources.name(c.source_id),
+      createdAt: c.finished_at ?? c.started_at,
+      stats: { ...stats, bytesStored: c.bytes_stored },
+      disks: this.cycles.disks(c.id).map((d) => ({
+        diskId: d.disk_id,
+        key: d.key,
+        size: d.size,
+        blockSize: d.block_size,
+        blockCount: d.block_count,
+        layout: d.layout ? (JSON.parse(d.layout) as unknown) : null,
+        dataBlocks: d.data_blocks,
+        zeroBlocks: d.zero_blocks,
+        unusedBlocks: d.unused_blocks,
+      })),
+    };
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * Every error Ferry reports has a code from this registry. `status` is the HTTP status the appliance answers
+ * with; `hint` tells the user what to do. docs/errors.md documents each code (a test keeps them in step).
+ * `user: false` marks errors that mean a bug or a broken installation rather than bad input.
+ */
+export const ERRORS = {
+  BAD_REQUEST: { status: 400, user: true, hint: 'Check the request against docs/api.md.' },
+  AUTH_REQUIRED: { status: 401, user: true, hint: 'Send "Authorization: Bearer <token>"; create an admin token with `ferry-appliance token create`.' },
+  AUTH_INVALID: { status: 401, user: true, hint: 'The token is unknown or revoked: create a new one, or re-enroll the agent.' },
+  FORBIDDEN: { status: 403, user: true, hint: 'This credential may not touch that resource: agents see only their own source; use an admin token.' },
+  NOT_FOUND: { status: 404, user: true, hint: 'Check the URL against docs/api.md.' },
+  ENROLL_TOKEN_INVALID: { status: 401, user: true, hint: 'Create a new one-time token on the appliance: `ferry-appliance enroll-token`.' },
+  ENROLL_TOKEN_USED: { status: 401, user: true, hint: 'Enrollment tokens work once. Create a new one: `ferry-appliance enroll-token`.' },
+  ENROLL_TOKEN_EXPIRED: { status: 401, user: true, hint: 'Create a new one-time token: `ferry-appliance enroll-token`.' },
+  CHUNK_ID_INVALID: { status: 400, user: true, hint: 'Chunk ids are 64 lowercase hex characters (SHA-256 of the plaintext).' },
+  CHUNK_MISMATCH: { status: 422, user: true, hint: 'The data does not hash to its id: it was damaged in transit or the agent is faulty. Nothing was stored; run the cycle again.' },
+  CHUNK_MISSING: { status: 409, user: true, hint: 'A block names a chunk the appliance does not hold: upload the chunk first (ask /chunks/missing), then retry.' },
+  CHUNK_DAMAGED: { status: 500, user: false, hint: 'A stored chunk fails its checksum. Run `ferry-appliance verify` to see which points are affected.' },
+  STREAM_INVALID: { status: 400, user: true, hint: 'The frame stream is malformed or truncated; see docs/spec/frame-stream.md. Acknowledged blocks are kept: retry from there.' },
+  BLOCK_OUT_OF_ORDER: { status: 409, user: true, hint: 'Blocks must be sent in order from the next unacknowledged block; ask the cycle for its position and continue from it.' },
+  DISK_NOT_FOUND: { status: 404, user: true, hint: 'Register the disk with the source first, or check the disk id.' },
+  DISK_INVALID: { status: 400, user: true, hint: 'Disk sizes must be positive and block sizes a multiple of 4096.' },
+  SOURCE_NOT_FOUND: { status: 404, user: true, hint: 'List sources with GET /api/v1/sources.' },
+  CYCLE_NOT_FOUND: { status: 404, user: true, hint: 'Start a cycle with POST /api/v1/cycles.' },
+  CYCLE_NOT_RUNNING: { status: 409, user: true, hint: 'The cycle was committed or abandoned; start a new one.' },
+  CYCLE_INCOMPLETE: { status: 409, user: true, hint: 'Send every block of every disk before committing; the cycle reports where each disk stands.' },
+  POINT_NOT_FOUND: { status: 404, user: true, hint: 'List points with GET /api/v1/points (or `ferry-agent backup --json` prints the new point id).' },
+  INDEX_DAMAGED: { status: 500, user: false, hint: 'A stored index fails its checksum. Run `ferry-appliance verify` for the damaged points.' },
+  PAYLOAD_TOO_LARGE: { status: 413, user: true, hint: 'Send smaller batches.' },
+  FINGERPRINT_MISMATCH: { status: 0, user: true, hint: 'The server presented another certificate than the one pinned. If the appliance was reinstalled, check its fingerprint on its console (`ferry-appliance fingerprint`) and pass it; otherwise someone may be intercepting the connection.' },
+  FINGERPRINT_INVALID: { status: 0, user: true, hint: 'Give the fingerprint as printed by `ferry-appliance fingerprint`: SHA256: followed by 64 hex digits.' },
+  APPLIANCE_UNREACHABLE: { status: 0, user: true, hint: 'Check the appliance address and port, that it runs (`make run`), and the network between the two.' },
+  NOT_ENROLLED: { status: 0, user: true, hint: 'Enroll this agent first: `ferry-agent enroll --appliance URL --fingerprint FP --token T`.' },
+  DISK_UNREADABLE: { status: 0, user: true, hint: 'Check the disk path and that the agent runs as root.' },
+  TARGET_COUNT_MISMATCH: { status: 0, user: true, hint: 'Give exactly one target per source disk, in the same order (--target A,B,…).' },
+  TARGET_TOO_SMALL: { status: 0, user: true, hint: 'Each target must be at least as large as its source disk: grow the target disk or pick a larger one.' },
+  TARGET_UNWRITABLE: { status: 0, user: true, hint: 'Check the target path and that the restore runs as root.' },
+  VERIFY_FAILED: { status: 0, user: true, hint: 'The target reads back different data than was written: the target disk may be failing. Retry on another disk.' },
+  CONFIG_INVALID: { status: 0, user: true, hint: 'Fix the listed settings (flags or FERRY_* environment variables) and start again.' },
+  DATA_DIR_UNUSABLE: { status: 0, user: true, hint: 'Give a writable directory with --data (or FERRY_DATA).' },
+  INTERNAL: { status: 500, user: false, hint: 'This is a bug. The appliance log (DATA/logs/appliance.log) has the details; please report it.' },
+} as const satisfies Record<string, { status: number; user: boolean; hint: string }>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export function isErrorCode(code: string): code is ErrorCode {
+  return Object.hasOwn(ERRORS, code);
+}
+
+/** An error that carries a registry code; thrown anywhere, turned into one reply shape at the edge. */
+export class FerryError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = 'FerryError';
+  }
+  get status(): number {
+    return ERRORS[this.code].status;
+  }
+  get hint(): string {
+    return ERRORS[this.code].hint;
+  }
+}
+
+/** The one reply shape of every JSON endpoint and socket event. */
+export type Reply<T> = { ok: true; data: T } | { ok: false; code: ErrorCode; message: string; hint?: string };
