@@ -4,7 +4,8 @@ import { DEFAULT_BLOCK_SIZE, DEFAULT_PORT, FerryError, MAX_BLOCK_SIZE, MIN_BLOCK
 const ConfigSchema = z.strictObject({
   dataDir: z.string().min(1),
   listenHost: z.string().min(1),
-  listenPort: z.number().int().min(1).max(65535),
+  // Port 0 asks the kernel for a free port (tests); the chosen port is printed at start.
+  listenPort: z.number().int().min(0).max(65535),
   blockSize: z.number().int().min(MIN_BLOCK_SIZE).max(MAX_BLOCK_SIZE).multipleOf(4096),
   enrollTokenTtlHours: z.number().min(0.01).max(24 * 30),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']),

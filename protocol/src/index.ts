@@ -8,3 +8,5 @@ export * from './format/chunk-file.js';
 export * from './format/block-index.js';
 export * from './format/frame-stream.js';
 export * from './units.js';
+export * from './progress.js';
+export * from './disk/index.js';

@@ -47,8 +47,9 @@ export interface ExtGeometry {
 
 function featureNames(bits: number, names: Record<number, string>): string {
   const out: string[] = [];
-  for (let bit = 1; bit !== 0 && bit <= bits; bit = (bit << 1) >>> 0) {
-    if (bits & bit) out.push(names[bit] ?? `0x${bit.toString(16)}`);
+  for (let i = 0; i < 32; i++) {
+    const bit = 2 ** i;
+    if (Math.floor(bits / bit) % 2 === 1) out.push(names[bit] ?? `0x${bit.toString(16)}`);
   }
   return out.join(', ');
 }
@@ -65,9 +66,9 @@ export function parseExtSuperblock(sb: Buffer, regionSize: number): ExtGeometry 
   const compat = sb.readUInt32LE(92);
   const incompat = sb.readUInt32LE(96);
   const roCompat = sb.readUInt32LE(100);
-  const badIncompat = incompat & ~HANDLED_INCOMPAT;
+  const badIncompat = (incompat & ~HANDLED_INCOMPAT) >>> 0;
   if (badIncompat) return `unsupported incompat feature ${featureNames(badIncompat, INCOMPAT_NAMES)}`;
-  const badRo = roCompat & ~HANDLED_RO_COMPAT;
+  const badRo = (roCompat & ~HANDLED_RO_COMPAT) >>> 0;
   if (badRo) return `unsupported ro_compat feature ${featureNames(badRo, RO_COMPAT_NAMES)}`;
   if (sb.readUInt16LE(58) & STATE_ERROR_FS) return 'the filesystem is marked as having errors; its bitmaps may be wrong';
 
@@ -219,7 +220,9 @@ export async function ext4UsedExtents(disk: Disk, offset: number, size: number):
   const { blockSize, blocksPerGroup, firstDataBlock, blocksCount } = geo;
 
   const gdtStart = (firstDataBlock + 1) * blockSize;
-  const descs = readDescriptors(await disk.read(offset + gdtStart, geo.groupCount * geo.descSize), geo);
+  const gdtBytes = geo.groupCount * geo.descSize;
+  if (gdtStart + gdtBytes > blocksCount * blockSize) return null;
+  const descs = readDescriptors(await disk.read(offset + gdtStart, gdtBytes), geo);
   if (typeof descs === 'string') return null;
 
   const used = new UsageMap();

@@ -32,6 +32,8 @@ export class UsageMap {
     }
     // First extent whose end reaches start (touching counts), last whose start is within end.
     const first = this.firstEndingAtOrAfter(start);
+    // Already covered: common when metadata is added on top of bitmap runs.
+    if ((this.starts[first] ?? Infinity) <= start && (this.ends[first] ?? -Infinity) >= end) return;
     let last = first;
     while (last < n && (this.starts[last] ?? Infinity) <= end) last++;
     if (first === last) {

@@ -1,0 +1,12 @@
+export { UsageMap } from './usage-map.js';
+export type { Extent } from './usage-map.js';
+export { openDisk, deviceNumbers } from './block-reader.js';
+export type { Disk } from './block-reader.js';
+export { detectFilesystem, identifyFilesystem, swapHeaderBytes, PROBE_BYTES } from './filesystem.js';
+export type { FilesystemInfo, FilesystemType } from './filesystem.js';
+export { ext4UsedExtents, parseExtSuperblock, groupHasSuperBackup } from './ext4-bitmap.js';
+export type { ExtGeometry } from './ext4-bitmap.js';
+export { readDiskLayout, usedExtents } from './disk-layout.js';
+export type { DiskLayout, PartitionTable, PartitionInfo, GptLocation } from './disk-layout.js';
+export { listDisks } from './discover.js';
+export type { DiskInfo } from './discover.js';

@@ -1,0 +1,155 @@
+import { realpath } from 'node:fs/promises';
+import os from 'node:os';
+import { readFileSync } from 'node:fs';
+import { Command } from 'commander';
+import {
+  API_PREFIX,
+  ApplianceClient,
+  ERRORS,
+  FerryError,
+  formatBytes,
+  initHashing,
+  normalizeFingerprint,
+  probeFingerprint,
+  type EnrollResponse,
+} from '@ferry/protocol';
+import { DEFAULT_STATE_DIR, loadState, saveState } from './state.js';
+import { listDisks, openDisk, readDiskLayout, usedExtents, type Disk } from './disk/index.js';
+import { runCycle, type SourceDisk } from './backup/cycle.js';
+
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+/** Exit codes: 0 ok, 2 bad input or environment (the message says what to do), 70 bug. Documented in docs/agent.md. */
+function fail(err: unknown): never {
+  if (err instanceof FerryError && ERRORS[err.code].user) {
+    process.stderr.write(`ferry-agent: ${err.message}\n  what to do: ${err.hint}\n  (error ${err.code})\n`);
+    process.exit(2);
+  }
+  process.stderr.write(`ferry-agent: internal error — this is a bug. Details:\n${(err as Error).stack ?? String(err)}\n`);
+  process.exit(70);
+}
+
+interface StateOpt {
+  state: string;
+}
+
+function withState(cmd: Command): Command {
+  return cmd.option('--state <dir>', 'agent state directory (enrollment, credential)', process.env.FERRY_AGENT_STATE ?? DEFAULT_STATE_DIR);
+}
+
+async function openSourceDisk(path: string): Promise<{ disk: Disk; key: string }> {
+  try {
+    const key = await realpath(path);
+    return { disk: await openDisk(key), key };
+  } catch (err) {
+    throw new FerryError('DISK_UNREADABLE', `cannot open disk ${path}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+const program = new Command('ferry-agent')
+  .description('Ferry agent: copies the used blocks of this server\'s disks to a Ferry appliance')
+  .version(VERSION)
+  .showHelpAfterError();
+
+withState(program.command('enroll').description('pin the appliance certificate and exchange a one-time token for this agent\'s credential'))
+  .requiredOption('--appliance <url>', 'appliance URL, e.g. https://10.0.0.5:8443')
+  .requiredOption('--fingerprint <fp>', 'appliance certificate fingerprint (SHA256:…), from `ferry-appliance fingerprint`')
+  .requiredOption('--token <token>', 'one-time enrollment token, from `ferry-appliance enroll-token`')
+  .option('--name <hostname>', 'source name shown on the appliance', os.hostname())
+  .action(async (opts: StateOpt & { appliance: string; fingerprint: string; token: string; name: string }) => {
+    const pinned = normalizeFingerprint(opts.fingerprint);
+    const client = new ApplianceClient(opts.appliance, pinned);
+    try {
+      const res = await client.json<EnrollResponse>(`${API_PREFIX}/enroll`, {
+        method: 'POST',
+        body: { token: opts.token, hostname: opts.name, os: `${os.type()} ${os.release()}` },
+      });
+      await saveState(opts.state, {
+        appliance: client.base.toString(),
+        fingerprint: pinned,
+        agentId: res.agentId,
+        sourceId: res.sourceId,
+        credential: res.credential,
+        enrolledAt: new Date().toISOString(),
+      });
+      process.stdout.write(`enrolled as agent ${res.agentId} of source ${res.sourceId}; state in ${opts.state}\n`);
+    } catch (err) {
+      if (err instanceof FerryError && err.code === 'FINGERPRINT_MISMATCH') {
+        const presented = await probeFingerprint(opts.appliance).catch(() => '(unknown)');
+        throw new FerryError('FINGERPRINT_MISMATCH', `the appliance presented ${presented}, but you gave ${pinned}; nothing was sent`);
+      }
+      throw err;
+    } finally {
+      client.close();
+    }
+  });
+
+program
+  .command('disks')
+  .description('list this machine\'s disks with their partition tables and filesystems')
+  .option('--disk <path...>', 'examine these block devices or image files instead of all disks')
+  .option('--json', 'print JSON')
+  .action(async (opts: { disk?: string[]; json?: boolean }) => {
+    await initHashing();
+    const found = [];
+    if (opts.disk) {
+      for (const p of opts.disk) {
+        const { disk, key } = await openSourceDisk(p);
+        try {
+          const layout = await readDiskLayout(disk);
+          found.push({ path: key, size: disk.size, layout, usedBytes: (await usedExtents(disk, layout)).usedBytes() });
+        } finally {
+          await disk.close();
+        }
+      }
+    } else {
+      for (const d of await listDisks()) found.push(d);
+    }
+    if (opts.json) {
+      process.stdout.write(`${JSON.stringify(found, null, 2)}\n`);
+      return;
+    }
+    for (const d of found) {
+      const table = d.layout?.table;
+      const problem = 'error' in d && d.error ? `  (${String(d.error)})` : '';
+      process.stdout.write(`${d.path}  ${formatBytes(d.size)}  ${table ? table.type.toUpperCase() : 'unreadable'}${'usedBytes' in d ? `  used ${formatBytes(d.usedBytes as number)}` : ''}${problem}\n`);
+      for (const p of table?.partitions ?? []) {
+        const fs = p.filesystem;
+        process.stdout.write(
+          `  ${String(p.number).padStart(2)}  start ${formatBytes(p.startByte).padStart(9)}  size ${formatBytes(p.sizeBytes).padStart(9)}  ${fs.type}${fs.label ? ` "${fs.label}"` : ''}${fs.uuid ? ` ${fs.uuid}` : ''}\n`,
+        );
+      }
+    }
+  });
+
+withState(program.command('backup').description('run one backup cycle now: full if the appliance has no point yet, else incremental'))
+  .option('--disk <path...>', 'block devices or image files to back up (default: every disk of this machine)')
+  .option('--json', 'print the result as one JSON object')
+  .action(async (opts: StateOpt & { disk?: string[]; json?: boolean }) => {
+    await initHashing();
+    const state = await loadState(opts.state);
+    const paths = opts.disk ?? (await listDisks()).map((d) => d.path);
+    if (paths.length === 0) throw new FerryError('DISK_UNREADABLE', 'no disks found; name them with --disk');
+    const client = new ApplianceClient(state.appliance, state.fingerprint, state.credential);
+    const disks: SourceDisk[] = [];
+    try {
+      for (const p of paths) {
+        const { disk, key } = await openSourceDisk(p);
+        const layout = await readDiskLayout(disk);
+        disks.push({ key, disk, layout, usage: await usedExtents(disk, layout) });
+      }
+      const result = await runCycle({ client, disks, progress: process.stderr });
+      if (opts.json) process.stdout.write(`${JSON.stringify({ ...result, resumed: undefined })}\n`);
+      else {
+        process.stdout.write(
+          `${result.point.name} (point ${result.point.id}): read ${formatBytes(result.bytesRead)}, changed ${formatBytes(result.bytesChanged)}, ` +
+            `sent ${formatBytes(result.bytesSent)}, stored ${formatBytes(result.bytesStored)} in ${result.seconds.toFixed(1)} s\n`,
+        );
+      }
+    } finally {
+      for (const d of disks) await d.disk.close();
+      client.close();
+    }
+  });
+
+program.parseAsync(process.argv).catch(fail);

@@ -1,0 +1,64 @@
+import { readFileSync } from 'node:fs';
+import { Command } from 'commander';
+import { ApplianceClient, ERRORS, FerryError, formatBytes, initHashing, probeFingerprint } from '@ferry/protocol';
+import { restorePoint } from './restore.js';
+
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+/** Exit codes: 0 ok, 2 refused or failed with a message that says what to do, 70 bug. */
+function fail(err: unknown): never {
+  if (err instanceof FerryError && ERRORS[err.code].user) {
+    process.stderr.write(`ferry-restore: ${err.message}\n  what to do: ${err.hint}\n  (error ${err.code})\n`);
+    process.exit(2);
+  }
+  if (err instanceof FerryError) {
+    process.stderr.write(`ferry-restore: ${err.message}\n  what to do: ${err.hint}\n  (error ${err.code})\n`);
+    process.exit(3);
+  }
+  process.stderr.write(`ferry-restore: internal error — this is a bug. Details:\n${(err as Error).stack ?? String(err)}\n`);
+  process.exit(70);
+}
+
+const program = new Command('ferry-restore')
+  .description('Ferry restore: writes a point from the appliance onto target disks, one target per source disk')
+  .version(VERSION)
+  .requiredOption('--appliance <url>', 'appliance URL, e.g. https://10.0.0.5:8443')
+  .requiredOption('--fingerprint <fp>', 'appliance certificate fingerprint (SHA256:…)')
+  .requiredOption('--token <token>', 'API token allowed to read the point')
+  .requiredOption('--point <id>', 'point id to restore')
+  .requiredOption('--target <paths>', 'target block devices or image files, comma-separated, in source disk order')
+  .option('--no-verify', 'skip reading back and checking every written block')
+  .option('--json', 'print the result as JSON')
+  .showHelpAfterError()
+  .action(async (opts: { appliance: string; fingerprint: string; token: string; point: string; target: string; verify: boolean; json?: boolean }) => {
+    if (!/^[1-9][0-9]{0,14}$/.test(opts.point)) throw new FerryError('BAD_REQUEST', `--point must be a point id (a positive integer), got "${opts.point}"`);
+    await initHashing();
+    const client = new ApplianceClient(opts.appliance, opts.fingerprint, opts.token);
+    try {
+      const result = await restorePoint({
+        client,
+        pointId: Number(opts.point),
+        targets: opts.target.split(',').map((t) => t.trim()).filter((t) => t.length > 0),
+        verify: opts.verify,
+        progress: process.stderr,
+        log: (line) => process.stderr.write(`${line}\n`),
+      });
+      if (opts.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+      else {
+        for (const d of result.disks) {
+          process.stdout.write(`${d.source} → ${d.target}: ${formatBytes(d.bytesWritten)} written${d.verified ? ', verified' : ''}${d.gptRelocated ? ', GPT moved to the end' : ''}\n`);
+        }
+        process.stdout.write(`restored ${result.point.name} in ${result.seconds.toFixed(1)} s\n`);
+      }
+    } catch (err) {
+      if (err instanceof FerryError && err.code === 'FINGERPRINT_MISMATCH') {
+        const presented = await probeFingerprint(opts.appliance).catch(() => '(unknown)');
+        throw new FerryError('FINGERPRINT_MISMATCH', `the appliance presented ${presented}, but you gave ${opts.fingerprint}; nothing was sent`);
+      }
+      throw err;
+    } finally {
+      client.close();
+    }
+  });
+
+program.parseAsync(process.argv).catch(fail);

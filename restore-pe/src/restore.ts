@@ -1,0 +1,192 @@
+import {
+  API_PREFIX,
+  BlockIndex,
+  BlockKind,
+  blockLength,
+  chunkIdOf,
+  decompressInto,
+  FerryError,
+  FrameType,
+  ProgressLine,
+  readFrames,
+  relocateGptBackup,
+  xxh64,
+  type ApplianceClient,
+  type Point,
+  type PointDisk,
+  type ProgressSink,
+} from '@ferry/protocol';
+import { dropDeviceCache, openTarget, probeTarget, type Target } from './target.js';
+
+export interface RestoreOptions {
+  client: ApplianceClient;
+  pointId: number;
+  targets: string[];
+  verify: boolean;
+  progress?: ProgressSink | undefined;
+  log?: (line: string) => void;
+}
+
+export interface RestoreResult {
+  point: { id: number; name: string };
+  disks: { source: string; target: string; bytesWritten: number; blocksWritten: number; verified: boolean; gptRelocated: boolean }[];
+  seconds: number;
+}
+
+/** Blocks per streamed request: bounded so a dropped link loses little and the appliance holds little. */
+const RANGE_BLOCKS = 1024;
+
+/** Every check before the first byte is written: a refusal leaves every target untouched. */
+async function checkTargets(point: Point, targets: string[]): Promise<void> {
+  if (targets.length !== point.disks.length) {
+    throw new FerryError(
+      'TARGET_COUNT_MISMATCH',
+      `point ${point.name} has ${point.disks.length} disk(s) (${point.disks.map((d) => `${d.key} ${d.size} bytes`).join(', ')}) but ${targets.length} target(s) were given; disks map one to one`,
+    );
+  }
+  if (new Set(targets).size !== targets.length) throw new FerryError('TARGET_COUNT_MISMATCH', 'the same target is given twice; disks map one to one');
+  for (const [i, path] of targets.entries()) {
+    const src = point.disks[i]!;
+    const t = await probeTarget(path);
+    if (t.exists && t.size < src.size) {
+      throw new FerryError(
+        'TARGET_TOO_SMALL',
+        `target ${path} holds ${t.size} bytes but source disk ${src.key} needs ${src.size} bytes (${src.size - t.size} more); nothing was written`,
+      );
+    }
+  }
+}
+
+function isGpt(d: PointDisk): boolean {
+  const layout = d.layout as { table?: { type?: string } } | null;
+  return layout?.table?.type === 'gpt';
+}
+
+async function writeDataBlocks(client: ApplianceClient, pointId: number, d: PointDisk, index: BlockIndex, t: Target, zeroed: boolean, progress: ProgressLine | null, done: { bytes: number }): Promise<{ bytes: number; blocks: number }> {
+  const plain = Buffer.allocUnsafe(d.blockSize);
+  const zero = Buffer.alloc(d.blockSize);
+  let written = { bytes: 0, blocks: 0 };
+  for (let from = 0; from < index.header.blockCount; from += RANGE_BLOCKS) {
+    const to = Math.min(from + RANGE_BLOCKS, index.header.blockCount);
+    let dataInRange = 0;
+    for (let n = from; n < to; n++) {
+      const kind = index.kind(n);
+      if (kind === BlockKind.Data) dataInRange++;
+      else if (kind === BlockKind.Zero && !zeroed) {
+        const len = blockLength(index.header, n);
+        await t.file.write(zero, 0, len, n * d.blockSize);
+        written = { bytes: written.bytes + len, blocks: written.blocks + 1 };
+      }
+    }
+    if (dataInRange === 0) continue;
+    const res = await client.download(`${API_PREFIX}/points/${pointId}/disks/${d.diskId}/blocks?from=${from}&to=${to}`);
+    let expectBlock = -1;
+    let got = 0;
+    for await (const f of readFrames(res)) {
+      if (f.type === FrameType.Block) {
+        expectBlock = f.blockNo;
+        if (index.kind(expectBlock) !== BlockKind.Data || index.xxh64(expectBlock) !== f.xxh64) {
+          throw new FerryError('STREAM_INVALID', `the appliance sent block ${expectBlock}, which the index does not name as that data`);
+        }
+      } else if (f.type === FrameType.Chunk) {
+        const n = expectBlock;
+        const len = blockLength(index.header, n);
+        if (n < 0 || f.rawLength !== len || index.chunkIdHex(n) !== f.id.toString('hex')) {
+          throw new FerryError('STREAM_INVALID', `unexpected chunk ${f.id.toString('hex')} after block ${n}`);
+        }
+        const out = plain.subarray(0, len);
+        try {
+          decompressInto(f.codec, f.payload, out);
+        } catch (err) {
+          throw new FerryError('CHUNK_DAMAGED', `block ${n} of ${d.key}: chunk does not decode (${(err as Error).message}); the point is damaged`);
+        }
+        if (!chunkIdOf(out).equals(f.id) || xxh64(out) !== index.xxh64(n)) {
+          throw new FerryError('CHUNK_DAMAGED', `block ${n} of ${d.key}: chunk ${f.id.toString('hex')} does not match its id; the point is damaged`);
+        }
+        await t.file.write(out, 0, len, n * d.blockSize);
+        written = { bytes: written.bytes + len, blocks: written.blocks + 1 };
+        done.bytes += len;
+        got++;
+        expectBlock = -1;
+        progress?.update(done.bytes);
+      }
+    }
+    if (got !== dataInRange) {
+      throw new FerryError('STREAM_INVALID', `blocks ${from}–${to - 1} of ${d.key}: got ${got} of ${dataInRange} data blocks`);
+    }
+  }
+  return written;
+}
+
+/** A larger GPT target: move the backup header and entries to its real end, and grow the protective MBR. */
+async function relocateGpt(t: Target, sourceSize: number): Promise<boolean> {
+  if (t.size <= sourceSize) return false;
+  const head = Buffer.alloc(512 * 34);
+  await t.file.read(head, 0, head.length, 0);
+  const header = head.subarray(512, 1024);
+  const entriesLba = Number(header.readBigUInt64LE(72));
+  const entries = Buffer.alloc(header.readUInt32LE(80) * header.readUInt32LE(84));
+  await t.file.read(entries, 0, entries.length, entriesLba * 512);
+  const writes = relocateGptBackup(header, entries, Math.floor(t.size / 512), 512, head.subarray(0, 512));
+  // The old backup header sits inside the target now; left there, tools would see two disagreeing tables.
+  await t.file.write(Buffer.alloc(512), 0, 512, sourceSize - 512);
+  for (const w of writes) await t.file.write(w.data, 0, w.data.length, w.offset);
+  return true;
+}
+
+async function verifyTarget(d: PointDisk, index: BlockIndex, t: Target, progress: ProgressLine | null, done: { bytes: number }): Promise<void> {
+  await dropDeviceCache(t);
+  const buf = Buffer.allocUnsafe(d.blockSize);
+  for (let n = 0; n < index.header.blockCount; n++) {
+    const kind = index.kind(n);
+    if (kind !== BlockKind.Data && kind !== BlockKind.Zero) continue;
+    const len = blockLength(index.header, n);
+    const view = buf.subarray(0, len);
+    await t.file.read(view, 0, len, n * d.blockSize);
+    const ok = kind === BlockKind.Data ? xxh64(view) === index.xxh64(n) : view.every((b) => b === 0);
+    if (!ok) throw new FerryError('VERIFY_FAILED', `block ${n} of target ${t.path} reads back different data than was written`);
+    if (kind === BlockKind.Data) {
+      done.bytes += len;
+      progress?.update(done.bytes);
+    }
+  }
+}
+
+export async function restorePoint(opts: RestoreOptions): Promise<RestoreResult> {
+  const t0 = Date.now();
+  const log = opts.log ?? (() => undefined);
+  const point = await opts.client.json<Point>(`${API_PREFIX}/points/${opts.pointId}`);
+  await checkTargets(point, opts.targets);
+  const indexes: BlockIndex[] = [];
+  for (const d of point.disks) {
+    indexes.push(BlockIndex.parse(await opts.client.bytes(`${API_PREFIX}/points/${point.id}/disks/${d.diskId}/index`)));
+  }
+  const dataBytes = point.disks.reduce((n, d) => n + d.dataBlocks * d.blockSize, 0);
+  const result: RestoreResult = { point: { id: point.id, name: point.name }, disks: [], seconds: 0 };
+  const progress = opts.progress ? new ProgressLine(`restore ${point.name}`, dataBytes, opts.progress) : null;
+  const done = { bytes: 0 };
+  for (const [i, d] of point.disks.entries()) {
+    const index = indexes[i]!;
+    const { target, zeroed, note } = await openTarget(opts.targets[i]!, d.size);
+    try {
+      if (note) log(note);
+      const w = await writeDataBlocks(opts.client, point.id, d, index, target, zeroed, progress, done);
+      await target.file.sync();
+      // Verify what was written before the GPT is relocated: relocation rewrites block 0 and the old table end.
+      if (opts.verify) {
+        const vprogress = opts.progress ? new ProgressLine(`verify ${target.path}`, d.dataBlocks * d.blockSize, opts.progress) : null;
+        await verifyTarget(d, index, target, vprogress, { bytes: 0 });
+        vprogress?.finish();
+      }
+      const gptRelocated = isGpt(d) ? await relocateGpt(target, d.size) : false;
+      if (gptRelocated) log(`${target.path}: GPT backup header moved to the end of the larger target`);
+      await target.file.sync();
+      result.disks.push({ source: d.key, target: target.path, bytesWritten: w.bytes, blocksWritten: w.blocks, verified: opts.verify, gptRelocated });
+    } finally {
+      await target.file.close();
+    }
+  }
+  progress?.finish();
+  result.seconds = (Date.now() - t0) / 1000;
+  return result;
+}
