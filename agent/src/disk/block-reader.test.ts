@@ -15,7 +15,7 @@ function patternedImage(name: string, bytes: number): string {
   return img;
 }
 
-test('openDisk() reads an image file at any offset and knows its size', async () => {
+void test('openDisk() reads an image file at any offset and knows its size', async () => {
   const img = patternedImage('a.img', 2 * MiB);
   const disk = await openDisk(img);
   try {
@@ -30,7 +30,7 @@ test('openDisk() reads an image file at any offset and knows its size', async ()
   }
 });
 
-test('openDisk() refuses reads past the end, naming the disk', async () => {
+void test('openDisk() refuses reads past the end, naming the disk', async () => {
   const img = patternedImage('b.img', 4096);
   const disk = await openDisk(img);
   try {
@@ -40,7 +40,7 @@ test('openDisk() refuses reads past the end, naming the disk', async () => {
   }
 });
 
-test('openDisk() takes a block device size from sysfs, where stat says 0', async () => {
+void test('openDisk() takes a block device size from sysfs, where stat says 0', async () => {
   const img = patternedImage('c.img', 3 * MiB);
   await withLoop(img, undefined, undefined, async (dev) => {
     assert.equal(statSync(dev).size, 0);
@@ -55,7 +55,7 @@ test('openDisk() takes a block device size from sysfs, where stat says 0', async
   });
 });
 
-test('openDisk() reports the logical sector size of a 4096-byte-sector device', async () => {
+void test('openDisk() reports the logical sector size of a 4096-byte-sector device', async () => {
   const img = patternedImage('d.img', 4 * MiB);
   const dev = run('losetup', ['-f', '--show', '-b', '4096', img]).trim();
   try {
@@ -68,7 +68,7 @@ test('openDisk() reports the logical sector size of a 4096-byte-sector device', 
   }
 });
 
-test('deviceNumbers() splits dev_t as stat(1) does', () => {
+void test('deviceNumbers() splits dev_t as stat(1) does', () => {
   const st = statSync('/dev/loop-control', { bigint: true });
   const [major, minor] = run('stat', ['-c', '%t %T', '/dev/loop-control']).trim().split(' ').map((h) => parseInt(h, 16));
   assert.deepEqual(deviceNumbers(st.rdev), { major, minor });
@@ -76,6 +76,6 @@ test('deviceNumbers() splits dev_t as stat(1) does', () => {
   assert.deepEqual(deviceNumbers(0x45n | (0x103n << 8n) | (0x12000n << 12n)), { major: 0x103, minor: 0x12045 });
 });
 
-test('openDisk() rejects something that is neither a file nor a block device', async () => {
+void test('openDisk() rejects something that is neither a file nor a block device', async () => {
   await assert.rejects(openDisk(dir), new RegExp(`${dir} is neither`));
 });

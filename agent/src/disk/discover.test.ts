@@ -7,7 +7,7 @@ import { makeTempDir, MiB, removeTempDir, run, withLoop } from './test-images.js
 const dir = makeTempDir();
 after(() => removeTempDir(dir));
 
-test('listDisks() lists an attached loop disk with its size and partition layout', async () => {
+void test('listDisks() lists an attached loop disk with its size and partition layout', async () => {
   const img = `${dir}/disk.img`;
   run('truncate', ['-s', String(16 * MiB), img]);
   run('sfdisk', ['-q', img], 'label: dos\nstart=2048, type=83\n');
@@ -22,7 +22,7 @@ test('listDisks() lists an attached loop disk with its size and partition layout
   });
 });
 
-test('listDisks() skips RAM disks, zram, optical drives, device-mapper and unattached loop devices', async () => {
+void test('listDisks() skips RAM disks, zram, optical drives, device-mapper and unattached loop devices', async () => {
   // A sysfs-shaped tree, so the outcome does not depend on what this machine has attached.
   const sys = `${dir}/sys-block`;
   const dev = `${dir}/dev`;
@@ -54,7 +54,7 @@ test('listDisks() skips RAM disks, zram, optical drives, device-mapper and unatt
   assert.equal(sda?.layout?.table.partitions.length, 1);
 });
 
-test('listDisks() on this machine leaves out zram and reports sizes from sysfs', async () => {
+void test('listDisks() on this machine leaves out zram and reports sizes from sysfs', async () => {
   const disks = await listDisks();
   for (const disk of disks) {
     assert.doesNotMatch(disk.name, /^(ram|zram|sr|dm-)/);

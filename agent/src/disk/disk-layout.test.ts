@@ -108,7 +108,7 @@ function expectPartitionsLike(layout: DiskLayout, sfdisk: SfdiskTable, sectorSiz
   );
 }
 
-test('readDiskLayout() lists the partitions of a GPT disk as sfdisk does, with their filesystems', async () => {
+void test('readDiskLayout() lists the partitions of a GPT disk as sfdisk does, with their filesystems', async () => {
   const img = gptDisk();
   const layout = await withDisk(img, readDiskLayout);
   const expected = sfdiskJson(img);
@@ -124,7 +124,7 @@ test('readDiskLayout() lists the partitions of a GPT disk as sfdisk does, with t
   assert.deepEqual(JSON.parse(JSON.stringify(layout)), layout, 'the layout survives JSON');
 });
 
-test('usedExtents() skips the free blocks of an ext4 filesystem on a GPT disk', async () => {
+void test('usedExtents() skips the free blocks of an ext4 filesystem on a GPT disk', async () => {
   const img = gptDisk();
   await withDisk(img, async (disk) => {
     const map = await usedExtents(disk, await readDiskLayout(disk));
@@ -145,7 +145,7 @@ test('usedExtents() skips the free blocks of an ext4 filesystem on a GPT disk', 
   });
 });
 
-test('readDiskLayout() falls back to the backup GPT when the primary header or entries are damaged', async () => {
+void test('readDiskLayout() falls back to the backup GPT when the primary header or entries are damaged', async () => {
   const good = await withDisk(gptDisk(), readDiskLayout);
   const badHeader = gptDisk();
   writeAt(badHeader, 512 + 60, Buffer.from([0x42]));
@@ -160,7 +160,7 @@ test('readDiskLayout() falls back to the backup GPT when the primary header or e
   }
 });
 
-test('readDiskLayout() rejects a GPT disk whose primary and backup tables are both damaged, naming the disk', async () => {
+void test('readDiskLayout() rejects a GPT disk whose primary and backup tables are both damaged, naming the disk', async () => {
   const img = gptDisk();
   writeAt(img, 512 + 60, Buffer.from([0x42]));
   writeAt(img, GPT_SIZE - 512 + 60, Buffer.from([0x42]));
@@ -170,7 +170,7 @@ test('readDiskLayout() rejects a GPT disk whose primary and backup tables are bo
   );
 });
 
-test('readDiskLayout() reads an MBR disk with an extended partition and two logical partitions', async () => {
+void test('readDiskLayout() reads an MBR disk with an extended partition and two logical partitions', async () => {
   const img = `${dir}/mbr.img`;
   run('truncate', ['-s', String(64 * MiB), img]);
   run('sfdisk', ['-q', img], [
@@ -215,7 +215,7 @@ test('readDiskLayout() reads an MBR disk with an extended partition and two logi
   });
 });
 
-test('readDiskLayout() treats a disk without a partition table as one filesystem', async () => {
+void test('readDiskLayout() treats a disk without a partition table as one filesystem', async () => {
   const img = `${dir}/whole.img`;
   run('truncate', ['-s', String(32 * MiB), img]);
   run('mkfs.ext4', ['-q', '-F', '-L', 'whole', '-d', sourceTree(), img]);
@@ -237,7 +237,7 @@ test('readDiskLayout() treats a disk without a partition table as one filesystem
   });
 });
 
-test('readDiskLayout() reads a GPT with 4096-byte sectors, from the device and from its image', async () => {
+void test('readDiskLayout() reads a GPT with 4096-byte sectors, from the device and from its image', async () => {
   const img = `${dir}/4kn.img`;
   run('truncate', ['-s', String(32 * MiB), img]);
   const dev = run('losetup', ['-f', '--show', '-b', '4096', img]).trim();
@@ -255,7 +255,7 @@ test('readDiskLayout() reads a GPT with 4096-byte sectors, from the device and f
   }
 });
 
-test('readDiskLayout() sees through a loop device: same layout as from the image file', async () => {
+void test('readDiskLayout() sees through a loop device: same layout as from the image file', async () => {
   const img = gptDisk();
   const fromFile = await withDisk(img, readDiskLayout);
   await withLoop(img, undefined, undefined, async (dev) => {

@@ -55,12 +55,12 @@ async function assertMatchesDumpe2fs(img: string, bytes: number, expectFlag?: st
   assert.deepEqual(complement(usedBlocks, view.blockCount), mergeTouching(view.free));
 }
 
-test('ext4UsedExtents() matches dumpe2fs on a flex_bg ext4 whose uninitialised groups have no bitmap', async () => {
+void test('ext4UsedExtents() matches dumpe2fs on a flex_bg ext4 whose uninitialised groups have no bitmap', async () => {
   const img = makeExt('mkfs.ext4', 64 * MiB, ['-b', '4096', '-g', '1024', '-G', '4'], sourceTree('flex'));
   await assertMatchesDumpe2fs(img, 64 * MiB, 'BLOCK_UNINIT');
 });
 
-test('ext4UsedExtents() matches dumpe2fs on an ext4 with 32-byte group descriptors (no 64bit)', async () => {
+void test('ext4UsedExtents() matches dumpe2fs on an ext4 with 32-byte group descriptors (no 64bit)', async () => {
   const img = makeExt('mkfs.ext4', 48 * MiB, ['-b', '4096', '-g', '2048', '-O', '^64bit'], sourceTree('no64'));
   const disk = await openDisk(img);
   const geo = parseExtSuperblock(await disk.read(OFFSET + 1024, 1024), 48 * MiB);
@@ -69,44 +69,44 @@ test('ext4UsedExtents() matches dumpe2fs on an ext4 with 32-byte group descripto
   await assertMatchesDumpe2fs(img, 48 * MiB, 'BLOCK_UNINIT');
 });
 
-test('ext4UsedExtents() matches dumpe2fs on a 64bit ext4 with 64-byte group descriptors', async () => {
+void test('ext4UsedExtents() matches dumpe2fs on a 64bit ext4 with 64-byte group descriptors', async () => {
   const img = makeExt('mkfs.ext4', 48 * MiB, ['-b', '4096', '-g', '2048', '-O', '64bit']);
   const view = await withLoop(img, OFFSET, 48 * MiB, dumpe2fs);
   assert.match(view.raw, /Group descriptor size:\s+64/);
   await assertMatchesDumpe2fs(img, 48 * MiB);
 });
 
-test('ext4UsedExtents() matches dumpe2fs on an ext4 without flex_bg, bitmaps inside their own groups', async () => {
+void test('ext4UsedExtents() matches dumpe2fs on an ext4 without flex_bg, bitmaps inside their own groups', async () => {
   const img = makeExt('mkfs.ext4', 40 * MiB, ['-b', '4096', '-g', '1024', '-O', '^flex_bg'], sourceTree('noflex'));
   await assertMatchesDumpe2fs(img, 40 * MiB, 'BLOCK_UNINIT');
 });
 
-test('ext4UsedExtents() matches dumpe2fs on an ext2 with 1 KiB blocks (first data block 1)', async () => {
+void test('ext4UsedExtents() matches dumpe2fs on an ext2 with 1 KiB blocks (first data block 1)', async () => {
   const img = makeExt('mkfs.ext2', 30 * MiB, ['-b', '1024'], sourceTree('ext2'));
   await assertMatchesDumpe2fs(img, 30 * MiB);
 });
 
-test('ext4UsedExtents() matches dumpe2fs on an ext3 with its journal', async () => {
+void test('ext4UsedExtents() matches dumpe2fs on an ext3 with its journal', async () => {
   const img = makeExt('mkfs.ext3', 40 * MiB, [], sourceTree('ext3'));
   await assertMatchesDumpe2fs(img, 40 * MiB);
 });
 
-test('ext4UsedExtents() matches dumpe2fs on an ext4 whose groups carry uninit_bg (gdt_csum) flags', async () => {
+void test('ext4UsedExtents() matches dumpe2fs on an ext4 whose groups carry uninit_bg (gdt_csum) flags', async () => {
   const img = makeExt('mkfs.ext4', 40 * MiB, ['-b', '4096', '-g', '1024', '-O', '^metadata_csum,uninit_bg']);
   await assertMatchesDumpe2fs(img, 40 * MiB, 'BLOCK_UNINIT');
 });
 
-test('ext4UsedExtents() keeps the superblock backups of uninitialised groups chosen by sparse_super2', async () => {
+void test('ext4UsedExtents() keeps the superblock backups of uninitialised groups chosen by sparse_super2', async () => {
   const img = makeExt('mkfs.ext4', 40 * MiB, ['-b', '4096', '-g', '1024', '-O', 'sparse_super2']);
   await assertMatchesDumpe2fs(img, 40 * MiB, 'BLOCK_UNINIT');
 });
 
-test('ext4UsedExtents() keeps a superblock backup in every group without sparse_super', async () => {
+void test('ext4UsedExtents() keeps a superblock backup in every group without sparse_super', async () => {
   const img = makeExt('mkfs.ext4', 40 * MiB, ['-b', '4096', '-g', '1024', '-O', '^sparse_super,^resize_inode']);
   await assertMatchesDumpe2fs(img, 40 * MiB, 'BLOCK_UNINIT');
 });
 
-test('ext4UsedExtents() gives up (null) on meta_bg, bigalloc and a journal needing recovery', async () => {
+void test('ext4UsedExtents() gives up (null) on meta_bg, bigalloc and a journal needing recovery', async () => {
   const metaBg = makeExt('mkfs.ext4', 32 * MiB, ['-b', '4096', '-O', 'meta_bg,^resize_inode']);
   assert.equal(await usedMap(metaBg, 32 * MiB), null);
   const bigalloc = makeExt('mkfs.ext4', 32 * MiB, ['-b', '4096', '-O', 'bigalloc', '-C', '16384']);
@@ -117,12 +117,12 @@ test('ext4UsedExtents() gives up (null) on meta_bg, bigalloc and a journal needi
   assert.equal(await usedMap(recovering, 32 * MiB), null);
 });
 
-test('ext4UsedExtents() gives up (null) when the filesystem claims more space than its partition', async () => {
+void test('ext4UsedExtents() gives up (null) when the filesystem claims more space than its partition', async () => {
   const img = makeExt('mkfs.ext4', 32 * MiB, ['-b', '4096']);
   assert.equal(await usedMap(img, 16 * MiB), null);
 });
 
-test('ext4UsedExtents() leaves out the blocks of a deleted file, whose data is still on disk', async () => {
+void test('ext4UsedExtents() leaves out the blocks of a deleted file, whose data is still on disk', async () => {
   const src = `${dir}/deleted-src`;
   mkdirSync(src);
   const marker = Buffer.from('FERRY-DELETED-FILE-MARKER-0123456789abcdef-'.repeat(100).slice(0, 4096));

@@ -49,7 +49,7 @@ async function assertAgreesWithBlkid(img: string, type: FilesystemInfo['type']):
   assert.equal(fs.uuid, expected.UUID);
 }
 
-test('detectFilesystem() tells ext2, ext3 and ext4 apart by their features, with label and UUID', async () => {
+void test('detectFilesystem() tells ext2, ext3 and ext4 apart by their features, with label and UUID', async () => {
   for (const [mkfs, type] of [
     ['mkfs.ext2', 'ext2'],
     ['mkfs.ext3', 'ext3'],
@@ -61,13 +61,13 @@ test('detectFilesystem() tells ext2, ext3 and ext4 apart by their features, with
   }
 });
 
-test('detectFilesystem() calls ext2 plus an ext4-only feature (flex_bg) ext4', async () => {
+void test('detectFilesystem() calls ext2 plus an ext4-only feature (flex_bg) ext4', async () => {
   const img = blankImage(8 * MiB);
   run('mkfs.ext2', ['-q', '-F', '-O', 'flex_bg', img]);
   assert.equal((await detect(img)).type, 'ext4');
 });
 
-test('detectFilesystem() finds a filesystem at an offset inside the disk', async () => {
+void test('detectFilesystem() finds a filesystem at an offset inside the disk', async () => {
   const img = blankImage(16 * MiB);
   run('mkfs.ext4', ['-q', '-F', '-L', 'inner', '-E', `offset=${4 * MiB}`, img, '4096k']);
   const fs = await detect(img, 4 * MiB, 4 * MiB);
@@ -76,19 +76,19 @@ test('detectFilesystem() finds a filesystem at an offset inside the disk', async
   assert.deepEqual(await detect(img, 0, 4 * MiB), { type: 'unknown' });
 });
 
-test('detectFilesystem() recognises swap with its label and UUID', async () => {
+void test('detectFilesystem() recognises swap with its label and UUID', async () => {
   const img = blankImage(8 * MiB);
   run('mkswap', ['-q', '-L', 'swappy', img]);
   await assertAgreesWithBlkid(img, 'swap');
 });
 
-test('detectFilesystem() recognises xfs with its label and UUID', async () => {
+void test('detectFilesystem() recognises xfs with its label and UUID', async () => {
   const img = blankImage(64 * MiB);
   run('mkfs.xfs', ['-q', '-L', 'xfsvol', img], undefined, SMALL_XFS_ENV);
   await assertAgreesWithBlkid(img, 'xfs');
 });
 
-test('detectFilesystem() recognises an LVM2 physical volume label in sector 1', async () => {
+void test('detectFilesystem() recognises an LVM2 physical volume label in sector 1', async () => {
   const img = blankImage(MiB);
   // The label as pvcreate writes it: LABELONE header in sector 1, pv_header 32 bytes in.
   const label = Buffer.alloc(512);
@@ -101,7 +101,7 @@ test('detectFilesystem() recognises an LVM2 physical volume label in sector 1', 
   assert.deepEqual(await detect(img), { type: 'lvm2', uuid: 'AbCdEf-0123-4567-89Gh-IjKl-MnOp-QrStUv' });
 });
 
-test('detectFilesystem() reports the type only for vfat and ntfs boot sectors', async () => {
+void test('detectFilesystem() reports the type only for vfat and ntfs boot sectors', async () => {
   const fat = blankImage(MiB);
   const boot = Buffer.alloc(512);
   boot.set([0xeb, 0x58, 0x90], 0);
@@ -119,7 +119,7 @@ test('detectFilesystem() reports the type only for vfat and ntfs boot sectors', 
   assert.deepEqual(await detect(ntfs), { type: 'ntfs' });
 });
 
-test('detectFilesystem() answers unknown for empty space and for conflicting signatures', async () => {
+void test('detectFilesystem() answers unknown for empty space and for conflicting signatures', async () => {
   assert.deepEqual(await detect(blankImage(MiB)), { type: 'unknown' });
   // An xfs magic over an ext4 means one of them is stale: neither may be trusted to skip blocks.
   const img = blankImage(8 * MiB);
@@ -128,7 +128,7 @@ test('detectFilesystem() answers unknown for empty space and for conflicting sig
   assert.deepEqual(await detect(img), { type: 'unknown' });
 });
 
-test('detectFilesystem() copes with a region smaller than the probe window', async () => {
+void test('detectFilesystem() copes with a region smaller than the probe window', async () => {
   const img = blankImage(8 * MiB);
   run('mkswap', ['-q', img]);
   assert.equal((await detect(img, 0, 4096)).type, 'swap');

@@ -8,7 +8,7 @@ function mapOf(...extents: [number, number][]): UsageMap {
   return m;
 }
 
-test('UsageMap.add() merges overlapping and touching extents in any order', () => {
+void test('UsageMap.add() merges overlapping and touching extents in any order', () => {
   const m = mapOf([100, 200], [300, 400], [200, 250], [50, 60], [390, 500], [60, 70]);
   assert.deepEqual(m.extents(), [
     { start: 50, end: 70 },
@@ -21,7 +21,7 @@ test('UsageMap.add() merges overlapping and touching extents in any order', () =
   assert.equal(m.usedBytes(), 1000);
 });
 
-test('UsageMap.add() ignores empty extents and ones already covered', () => {
+void test('UsageMap.add() ignores empty extents and ones already covered', () => {
   const m = mapOf([0, 100]);
   m.add(10, 10);
   m.add(20, 30);
@@ -30,7 +30,7 @@ test('UsageMap.add() ignores empty extents and ones already covered', () => {
   assert.throws(() => m.add(-1, 5), /invalid extent/);
 });
 
-test('UsageMap.extentsIn() returns the extents clipped to the window', () => {
+void test('UsageMap.extentsIn() returns the extents clipped to the window', () => {
   const m = mapOf([0, 10], [20, 30], [40, 50]);
   assert.deepEqual(m.extentsIn(5, 45), [
     { start: 5, end: 10 },
@@ -46,7 +46,7 @@ test('UsageMap.extentsIn() returns the extents clipped to the window', () => {
   assert.equal(m.overlaps(49, 50), true);
 });
 
-test('UsageMap agrees with a byte-per-byte model on random extents', () => {
+void test('UsageMap agrees with a byte-per-byte model on random extents', () => {
   let seed = 12345;
   const rand = (n: number): number => {
     seed = (seed * 1103515245 + 12345) % 2 ** 31;
@@ -75,7 +75,7 @@ test('UsageMap agrees with a byte-per-byte model on random extents', () => {
   }
 });
 
-test('UsageMap.extentsIn() stays fast on a map of a million extents', () => {
+void test('UsageMap.extentsIn() stays fast on a map of a million extents', () => {
   const m = new UsageMap();
   const block = 1024 * 1024;
   for (let i = 0; i < 1_000_000; i++) m.add(i * 8192, i * 8192 + 4096);

@@ -1,4 +1,5 @@
 import {
+  BlockIndex,
   BlockKind,
   blockCountFor,
   chunkIdOf,
@@ -199,30 +200,49 @@ export class CycleService {
         }
       }
       const counts: { slot: number; data: number; zero: number; unused: number }[] = [];
+      const rewind: { slot: number; nextBlock: number }[] = [];
+      let missingCount = 0;
+      let firstMissing = '';
       for (const r of rows) {
-        const index = await this.indexes.seal(cycleId, r.disk_id);
+        const index = BlockIndex.parse(await this.indexes.readWhole(cycleId, r.disk_id));
         const k = { slot: r.slot, data: 0, zero: 0, unused: 0 };
-        const ids = new Set<string>();
+        const present = new Map<string, boolean>();
+        let firstBad = -1;
         for (let n = 0; n < index.header.blockCount; n++) {
           const kind = index.kind(n);
-          if (kind === BlockKind.Data) {
-            k.data++;
-            ids.add(index.chunkIdHex(n));
-          } else if (kind === BlockKind.Zero) k.zero++;
+          if (kind === BlockKind.Zero) k.zero++;
           else if (kind === BlockKind.Unused) k.unused++;
-          else throw new FerryError('CYCLE_INCOMPLETE', `disk ${r.key} block ${n} was never recorded`);
+          else if (kind === BlockKind.Pending) throw new FerryError('CYCLE_INCOMPLETE', `disk ${r.key} block ${n} was never recorded`);
+          else {
+            k.data++;
+            // A committed point never names a missing chunk: check them all on disk, not from memory.
+            const id = index.chunkIdHex(n);
+            let ok = present.get(id);
+            if (ok === undefined) {
+              ok = await this.chunks.has(id);
+              present.set(id, ok);
+              if (!ok) {
+                missingCount++;
+                firstMissing ||= id;
+              }
+            }
+            if (!ok && firstBad < 0) firstBad = n;
+          }
         }
-        // A committed point never names a missing chunk: check them all on disk, not from memory.
-        const missing: string[] = [];
-        for (const id of ids) if (!(await this.chunks.has(id))) missing.push(id);
-        if (missing.length > 0) {
-          throw new FerryError(
-            'CHUNK_MISSING',
-            `disk ${r.key} names ${missing.length} chunk(s) the appliance does not hold (first: ${missing[0]}); the point was not committed`,
-          );
-        }
+        if (firstBad >= 0) rewind.push({ slot: r.slot, nextBlock: firstBad });
         counts.push(k);
       }
+      if (rewind.length > 0) {
+        // Un-acknowledge from the first block whose chunk vanished, so the next run sends those blocks again.
+        this.cycles.acknowledge(cycleId, rewind, 0, 0);
+        this.#known.delete(cycleId);
+        throw new FerryError(
+          'CHUNK_MISSING',
+          `${missingCount} chunk(s) named by this cycle are no longer on the appliance (first: ${firstMissing}); the point was not committed. ` +
+            `Run the backup again: it resumes from block ${Math.min(...rewind.map((x) => x.nextBlock))}`,
+        );
+      }
+      for (const r of rows) await this.indexes.seal(cycleId, r.disk_id);
       const name = this.cycles.commit(cycleId, counts, req.stats);
       this.#known.delete(cycleId);
       this.log.info({ cycle: cycleId, name }, 'point committed');

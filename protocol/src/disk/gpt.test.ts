@@ -68,7 +68,7 @@ function sfdiskJson(img: string): SfdiskGpt {
     .partitiontable;
 }
 
-test('parseGptHeader() and parseGptEntries() read what sgdisk wrote, as sfdisk sees it', () => {
+void test('parseGptHeader() and parseGptEntries() read what sgdisk wrote, as sfdisk sees it', () => {
   const img = gptImage();
   const expected = sfdiskJson(img);
   const header = parseGptHeader(readAt(img, 512, 512), { source: img, lba: 1 });
@@ -97,7 +97,7 @@ test('parseGptHeader() and parseGptEntries() read what sgdisk wrote, as sfdisk s
   assert.equal(entries[1]?.attributes, 1n << 2n, 'legacy BIOS bootable attribute');
 });
 
-test('parseGptHeader() reads the backup header at the last LBA, pointing back at the primary', () => {
+void test('parseGptHeader() reads the backup header at the last LBA, pointing back at the primary', () => {
   const img = gptImage();
   const last = 64 * 2048 - 1;
   const backup = parseGptHeader(readAt(img, last * 512, 512), { source: img, lba: last });
@@ -108,7 +108,7 @@ test('parseGptHeader() reads the backup header at the last LBA, pointing back at
   assert.equal(entries.length, 3);
 });
 
-test('parseGptHeader() rejects a damaged header, naming the disk and LBA', () => {
+void test('parseGptHeader() rejects a damaged header, naming the disk and LBA', () => {
   const img = gptImage();
   const sector = readAt(img, 512, 512);
   sector[60] = (sector[60] ?? 0) ^ 0xff;
@@ -117,7 +117,7 @@ test('parseGptHeader() rejects a damaged header, naming the disk and LBA', () =>
   assert.throws(() => parseGptHeader(readAt(img, 512, 512), { source: img, lba: 7 }), /claims to live at LBA 1/);
 });
 
-test('parseGptEntries() rejects an entry array whose CRC does not match the header', () => {
+void test('parseGptEntries() rejects an entry array whose CRC does not match the header', () => {
   const img = gptImage();
   const header = parseGptHeader(readAt(img, 512, 512));
   const entries = readAt(img, 1024, 128 * 128);
@@ -125,7 +125,7 @@ test('parseGptEntries() rejects an entry array whose CRC does not match the head
   assert.throws(() => parseGptEntries(entries, header, { source: img, lba: 2 }), new RegExp(`entry array CRC mismatch on ${img} at LBA 2`));
 });
 
-test('formatGuid() and encodeGuid() use GPT mixed endianness and round-trip', () => {
+void test('formatGuid() and encodeGuid() use GPT mixed endianness and round-trip', () => {
   const bytes = Buffer.from('28732ac11ff8d211ba4b00a0c93ec93b', 'hex');
   assert.equal(formatGuid(bytes), 'c12a7328-f81f-11d2-ba4b-00a0c93ec93b');
   assert.deepEqual(encodeGuid('C12A7328-F81F-11D2-BA4B-00A0C93EC93B'), bytes);
@@ -140,7 +140,7 @@ function growAndRelocate(img: string, newSize: number, fromBackup = false): Disk
   return relocateGptBackup(header, readAt(img, entriesLba * 512, 128 * 128), BigInt(newSize / 512), 512, readAt(img, 0, 512));
 }
 
-test('relocateGptBackup() makes a GPT image valid on a larger disk (sgdisk -v finds no problems)', () => {
+void test('relocateGptBackup() makes a GPT image valid on a larger disk (sgdisk -v finds no problems)', () => {
   const img = gptImage();
   const before = sfdiskJson(img);
   const newSize = 200 * 1024 * 1024;
@@ -160,7 +160,7 @@ test('relocateGptBackup() makes a GPT image valid on a larger disk (sgdisk -v fi
   assert.deepEqual(readAt(img, (64 * 2048 - 1) * 512, 8), Buffer.alloc(8), 'the stale backup header is wiped');
 });
 
-test('relocateGptBackup() rebuilds the primary from the backup header when the primary is damaged', () => {
+void test('relocateGptBackup() rebuilds the primary from the backup header when the primary is damaged', () => {
   const img = gptImage();
   const before = sfdiskJson(img);
   apply(img, [{ offset: 512, data: Buffer.alloc(512 * 33) }]);
@@ -170,7 +170,7 @@ test('relocateGptBackup() rebuilds the primary from the backup header when the p
   assert.deepEqual(sfdiskJson(img).partitions, before.partitions);
 });
 
-test('relocateGptBackup() caps the protective MBR at 0xFFFFFFFF sectors on a disk beyond 2 TiB', () => {
+void test('relocateGptBackup() caps the protective MBR at 0xFFFFFFFF sectors on a disk beyond 2 TiB', () => {
   const img = gptImage();
   const newSize = 3 * 1024 ** 4;
   apply(img, growAndRelocate(img, newSize));
@@ -178,7 +178,7 @@ test('relocateGptBackup() caps the protective MBR at 0xFFFFFFFF sectors on a dis
   assert.equal(readAt(img, 446 + 12, 4).readUInt32LE(0), 0xffffffff);
 });
 
-test('relocateGptBackup() refuses a target too small for the partitions', () => {
+void test('relocateGptBackup() refuses a target too small for the partitions', () => {
   const img = gptImage();
   const header = readAt(img, 512, 512);
   const entries = readAt(img, 1024, 128 * 128);

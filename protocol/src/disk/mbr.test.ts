@@ -49,7 +49,7 @@ function mbrImage(): string {
   return img;
 }
 
-test('parseMbr() and parseEbr() find the primary and logical partitions sfdisk created, with absolute LBAs', () => {
+void test('parseMbr() and parseEbr() find the primary and logical partitions sfdisk created, with absolute LBAs', () => {
   const img = mbrImage();
   const expected = sfdiskJson(img);
   const mbr = parseMbr(sector(img, 0));
@@ -83,14 +83,14 @@ test('parseMbr() and parseEbr() find the primary and logical partitions sfdisk c
   );
 });
 
-test('parseMbr() returns null without the 0x55AA signature or with an invalid boot flag', () => {
+void test('parseMbr() returns null without the 0x55AA signature or with an invalid boot flag', () => {
   assert.equal(parseMbr(Buffer.alloc(512)), null);
   const s = sector(mbrImage(), 0);
   s[446] = 0x12;
   assert.equal(parseMbr(s), null);
 });
 
-test('parseMbr() does not read the BPB of a whole-disk FAT filesystem as partitions', () => {
+void test('parseMbr() does not read the BPB of a whole-disk FAT filesystem as partitions', () => {
   const s = Buffer.alloc(512);
   s.set([0xeb, 0x58, 0x90], 0);
   s.write('FAT32   ', 82, 'latin1');
@@ -100,7 +100,7 @@ test('parseMbr() does not read the BPB of a whole-disk FAT filesystem as partiti
   assert.equal(parseMbr(s), null);
 });
 
-test('parseMbr() recognises the protective MBR of a GPT disk', () => {
+void test('parseMbr() recognises the protective MBR of a GPT disk', () => {
   const img = `${dir}/gpt.img`;
   execFileSync('truncate', ['-s', '8M', img]);
   execFileSync('sgdisk', ['-n1:0:0', img]);
@@ -109,6 +109,6 @@ test('parseMbr() recognises the protective MBR of a GPT disk', () => {
   assert.deepEqual(mbr.entries, [{ slot: 0, type: 0xee, bootable: false, startLba: 1, sectorCount: 16383 }]);
 });
 
-test('parseEbr() rejects a sector without the EBR signature', () => {
+void test('parseEbr() rejects a sector without the EBR signature', () => {
   assert.throws(() => parseEbr(Buffer.alloc(512), 5000, 4000), /EBR at LBA 5000 has no 0x55AA signature/);
 });

@@ -1,0 +1,260 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import tls from 'node:tls';
+import path from 'node:path';
+import os from 'node:os';
+import {
+  ApplianceClient,
+  BlockKind,
+  Codec,
+  encodeBlockFrame,
+  encodeChunkFrame,
+  encodeEndFrame,
+  encodeStreamHeader,
+  FerryError,
+  initHashing,
+  xxh64,
+  type CycleState,
+  type Point,
+} from '@ferry/protocol';
+import { enrollAgent, ferry, ferryOk, sh, startAppliance, type RunningAppliance } from '../lib/cli.js';
+
+const MIB = 1024 * 1024;
+
+async function* streamOf(parts: Buffer[]): AsyncGenerator<Buffer> {
+  yield* parts;
+}
+
+/** Expects a FerryError with this code from the appliance API. */
+async function refused(p: Promise<unknown>, code: string): Promise<FerryError> {
+  try {
+    await p;
+  } catch (err) {
+    assert.ok(err instanceof FerryError, `expected a FerryError, got ${String(err)}`);
+    assert.equal(err.code, code, err.message);
+    return err;
+  }
+  assert.fail(`expected ${code}, the call succeeded`);
+}
+
+async function chunkFiles(dataDir: string): Promise<string[]> {
+  return (await sh('find', [path.join(dataDir, 'chunks'), '-type', 'f'])).split('\n').filter(Boolean);
+}
+
+describe('bad input is refused with a clear error and stores nothing', { timeout: 5 * 60_000 }, () => {
+  let work: string;
+  let appliance: RunningAppliance;
+  let agent: ApplianceClient;
+  let agentSourceId: number;
+  let admin: ApplianceClient;
+
+  before(async () => {
+    await initHashing();
+    work = await mkdtemp(path.join(os.tmpdir(), 'ferry-bad-'));
+    appliance = await startAppliance(path.join(work, 'appliance'));
+    await enrollAgent(appliance, path.join(work, 'agent'), 'api-source');
+    const state = JSON.parse(await readFile(path.join(work, 'agent', 'agent.json'), 'utf8')) as { credential: string; sourceId: number };
+    agent = new ApplianceClient(appliance.url, appliance.fingerprint, state.credential);
+    agentSourceId = state.sourceId;
+    admin = new ApplianceClient(appliance.url, appliance.fingerprint, appliance.adminToken);
+  });
+
+  after(async () => {
+    agent?.close();
+    admin?.close();
+    await appliance?.stop();
+    await rm(work, { recursive: true, force: true });
+  });
+
+  test('enroll with a token the appliance never issued is refused', async () => {
+    const state = path.join(work, 'agent-wrong-token');
+    const r = await ferry('agent', ['enroll', '--appliance', appliance.url, '--fingerprint', appliance.fingerprint, '--token', 'ferry_enroll_1_' + 'A'.repeat(43), '--state', state]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /ENROLL_TOKEN_INVALID/);
+    assert.match(r.stderr, /what to do: .*enroll-token/);
+    assert.equal(existsSync(path.join(state, 'agent.json')), false);
+  });
+
+  test('an enrollment token works once', async () => {
+    const token = await appliance.enrollToken();
+    const args = (state: string) => ['enroll', '--appliance', appliance.url, '--fingerprint', appliance.fingerprint, '--token', token, '--state', state];
+    await ferryOk('agent', args(path.join(work, 'agent-once')));
+    const r = await ferry('agent', args(path.join(work, 'agent-twice')));
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /ENROLL_TOKEN_USED/);
+    assert.equal(existsSync(path.join(work, 'agent-twice', 'agent.json')), false);
+  });
+
+  test('a server with another certificate receives not one byte, and the error shows both fingerprints', async () => {
+    const key = path.join(work, 'mitm.key');
+    const cert = path.join(work, 'mitm.pem');
+    await sh('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=interceptor']);
+    let received = 0;
+    const server = tls.createServer({ key: await readFile(key), cert: await readFile(cert) }, (socket) => {
+      socket.on('data', (d: Buffer) => (received += d.length));
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    try {
+      const token = await appliance.enrollToken();
+      const r = await ferry('agent', ['enroll', '--appliance', `https://127.0.0.1:${port}`, '--fingerprint', appliance.fingerprint, '--token', token, '--state', path.join(work, 'agent-mitm')]);
+      assert.equal(r.code, 2);
+      assert.match(r.stderr, /FINGERPRINT_MISMATCH/);
+      assert.ok(r.stderr.includes(appliance.fingerprint), 'names the pinned fingerprint');
+      assert.match(r.stderr, /presented SHA256:[0-9A-F:]{95}/);
+      const restore = await ferry('restore', ['--appliance', `https://127.0.0.1:${port}`, '--fingerprint', appliance.fingerprint, '--token', appliance.adminToken, '--point', '1', '--target', path.join(work, 'never.img')]);
+      assert.equal(restore.code, 2);
+      assert.match(restore.stderr, /FINGERPRINT_MISMATCH/);
+      assert.equal(existsSync(path.join(work, 'never.img')), false);
+      // The token is still unused: it never left the agent.
+      await ferryOk('agent', ['enroll', '--appliance', appliance.url, '--fingerprint', appliance.fingerprint, '--token', token, '--state', path.join(work, 'agent-after-mitm')]);
+    } finally {
+      server.close();
+    }
+    assert.equal(received, 0, 'application bytes received by the interceptor');
+  });
+
+  test('a chunk whose content does not match its id is refused and nothing is stored', async () => {
+    const cycle = await agent.json<CycleState>('/api/v1/cycles', { method: 'POST', body: { disks: [{ key: 'api-disk', size: 2 * MIB }] } });
+    const data = randomBytes(MIB);
+    const wrongId = createHash('sha256').update('something else').digest();
+    const before = await chunkFiles(appliance.dataDir);
+    const err = await refused(
+      agent.json(`/api/v1/cycles/${cycle.id}/stream`, {
+        method: 'POST',
+        stream: streamOf([encodeStreamHeader(), ...encodeChunkFrame(wrongId, Codec.None, MIB, data), encodeEndFrame(1)]),
+      }),
+      'CHUNK_MISMATCH',
+    );
+    assert.match(err.message, /does not hash to its id/);
+    assert.deepEqual(await chunkFiles(appliance.dataDir), before, 'no chunk file and no temporary file is left');
+  });
+
+  test('chunk ids that are not 64 hex characters are refused', async () => {
+    for (const bad of ['xyz', 'A'.repeat(64), '0'.repeat(63), '../../etc/passwd', '0'.repeat(64) + '/..']) {
+      await refused(agent.json('/api/v1/chunks/missing', { method: 'POST', body: { ids: [bad] } }), 'CHUNK_ID_INVALID');
+    }
+    const ok = await agent.json<{ missing: string[] }>('/api/v1/chunks/missing', { method: 'POST', body: { ids: ['0'.repeat(64)] } });
+    assert.deepEqual(ok.missing, ['0'.repeat(64)]);
+  });
+
+  test('a block that names a chunk the appliance lacks is refused and not acknowledged', async () => {
+    const cycle = await agent.json<CycleState>('/api/v1/cycles', { method: 'POST', body: { disks: [{ key: 'api-disk', size: 2 * MIB }] } });
+    const absent = createHash('sha256').update('never uploaded').digest();
+    await refused(
+      agent.json(`/api/v1/cycles/${cycle.id}/stream`, {
+        method: 'POST',
+        stream: streamOf([encodeStreamHeader(), encodeBlockFrame({ disk: 0, kind: BlockKind.Data, blockNo: 0, xxh64: 1n, chunkId: absent }), encodeEndFrame(1)]),
+      }),
+      'CHUNK_MISSING',
+    );
+    const state = await agent.json<CycleState>(`/api/v1/cycles/${cycle.id}`);
+    assert.equal(state.disks[0]?.nextBlock, 0);
+  });
+
+  test('blocks out of order are refused', async () => {
+    const cycle = await agent.json<CycleState>('/api/v1/cycles', { method: 'POST', body: { disks: [{ key: 'api-disk', size: 2 * MIB }] } });
+    await refused(
+      agent.json(`/api/v1/cycles/${cycle.id}/stream`, {
+        method: 'POST',
+        stream: streamOf([encodeStreamHeader(), encodeBlockFrame({ disk: 0, kind: BlockKind.Zero, blockNo: 1, xxh64: 0n, chunkId: Buffer.alloc(32) }), encodeEndFrame(1)]),
+      }),
+      'BLOCK_OUT_OF_ORDER',
+    );
+  });
+
+  test('a commit whose chunk vanished is refused and no point is committed', async () => {
+    const cycle = await agent.json<CycleState>('/api/v1/cycles', { method: 'POST', body: { disks: [{ key: 'api-disk', size: 2 * MIB }] } });
+    const data = randomBytes(MIB);
+    const id = createHash('sha256').update(data).digest();
+    await agent.json(`/api/v1/cycles/${cycle.id}/stream`, {
+      method: 'POST',
+      stream: streamOf([
+        encodeStreamHeader(),
+        ...encodeChunkFrame(id, Codec.None, MIB, data),
+        encodeBlockFrame({ disk: 0, kind: BlockKind.Data, blockNo: 0, xxh64: xxh64(data), chunkId: id }),
+        encodeBlockFrame({ disk: 0, kind: BlockKind.Zero, blockNo: 1, xxh64: 0n, chunkId: Buffer.alloc(32) }),
+        encodeEndFrame(3),
+      ]),
+    });
+    const hex = id.toString('hex');
+    await unlink(path.join(appliance.dataDir, 'chunks', hex.slice(0, 2), hex.slice(2, 4), hex));
+    const stats = { bytesRead: 0, bytesCompared: 0, bytesChanged: 0, bytesSent: 0, seconds: 0 };
+    const err = await refused(agent.json(`/api/v1/cycles/${cycle.id}/commit`, { method: 'POST', body: { stats } }), 'CHUNK_MISSING');
+    assert.match(err.message, /not committed/);
+    const points = await agent.json<Point[]>('/api/v1/points');
+    assert.equal(points.length, 0);
+    // The next run resumes the same cycle from the block whose chunk vanished, and can then commit.
+    const resumed = await agent.json<CycleState>('/api/v1/cycles', { method: 'POST', body: { disks: [{ key: 'api-disk', size: 2 * MIB }] } });
+    assert.equal(resumed.id, cycle.id);
+    assert.equal(resumed.resumed, true);
+    assert.equal(resumed.disks[0]?.nextBlock, 0);
+  });
+
+  test('a commit before every block is sent is refused', async () => {
+    const cycle = await agent.json<CycleState>('/api/v1/cycles', { method: 'POST', body: { disks: [{ key: 'other-disk', size: 2 * MIB }] } });
+    assert.equal(cycle.resumed, false, 'another disk set starts a new cycle');
+    const stats = { bytesRead: 0, bytesCompared: 0, bytesChanged: 0, bytesSent: 0, seconds: 0 };
+    await refused(agent.json(`/api/v1/cycles/${cycle.id}/commit`, { method: 'POST', body: { stats } }), 'CYCLE_INCOMPLETE');
+  });
+
+  test('malformed requests, foreign sources and missing tokens get 4xx codes', async () => {
+    await refused(agent.json('/api/v1/cycles', { method: 'POST', body: { disks: [{ key: 'x', size: -1 }] } }), 'BAD_REQUEST');
+    await refused(agent.json('/api/v1/cycles', { method: 'POST', body: { disks: [], __proto__: { admin: true } } }), 'BAD_REQUEST');
+    await refused(agent.json('/api/v1/points/..%2f..%2fcatalog.sqlite'), 'BAD_REQUEST');
+    await refused(agent.json(`/api/v1/sources/${agentSourceId + 1000}`), 'FORBIDDEN');
+    await refused(agent.json('/api/v1/sources'), 'FORBIDDEN');
+    const anonymous = new ApplianceClient(appliance.url, appliance.fingerprint);
+    try {
+      await refused(anonymous.json('/api/v1/points'), 'AUTH_REQUIRED');
+      anonymous.setAuth('ferry_admin_1_' + 'x'.repeat(43));
+      await refused(anonymous.json('/api/v1/points'), 'AUTH_INVALID');
+    } finally {
+      anonymous.close();
+    }
+    const truncated = await agent.json<CycleState>('/api/v1/cycles', { method: 'POST', body: { disks: [{ key: 'api-disk', size: 2 * MIB }] } });
+    await refused(agent.json(`/api/v1/cycles/${truncated.id}/stream`, { method: 'POST', stream: streamOf([encodeStreamHeader()]) }), 'STREAM_INVALID');
+  });
+
+  test('restore refuses an unknown point, a wrong number of targets and a target too small, writing nothing', async () => {
+    const image = path.join(work, 'small-source.img');
+    await writeFile(image, randomBytes(4 * MIB));
+    await ferryOk('agent', ['backup', '--disk', image, '--state', path.join(work, 'agent')]);
+    const point = (await admin.json<Point[]>(`/api/v1/points?sourceId=${agentSourceId}`))[0];
+    assert.ok(point);
+    const base = ['--appliance', appliance.url, '--fingerprint', appliance.fingerprint, '--token', appliance.adminToken];
+
+    const unknown = await ferry('restore', [...base, '--point', '999', '--target', path.join(work, 'x.img')]);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /POINT_NOT_FOUND/);
+
+    const small = path.join(work, 'small-target.img');
+    const smallContent = randomBytes(MIB);
+    await writeFile(small, smallContent);
+    const tooSmall = await ferry('restore', [...base, '--point', String(point.id), '--target', small]);
+    assert.equal(tooSmall.code, 2);
+    assert.match(tooSmall.stderr, /TARGET_TOO_SMALL/);
+    assert.match(tooSmall.stderr, /needs 4194304 bytes/);
+    assert.deepEqual(await readFile(small), smallContent, 'the refused target is untouched');
+
+    const two = await ferry('restore', [...base, '--point', String(point.id), '--target', `${small},${path.join(work, 'second.img')}`]);
+    assert.equal(two.code, 2);
+    assert.match(two.stderr, /TARGET_COUNT_MISMATCH/);
+    assert.match(two.stderr, /has 1 disk\(s\)/);
+    assert.deepEqual(await readFile(small), smallContent);
+
+    const good = path.join(work, 'good-target.img');
+    await ferryOk('restore', [...base, '--point', String(point.id), '--target', good]);
+    assert.deepEqual(await readFile(good), await readFile(image), 'an unpartitioned disk of unknown content restores byte-exact');
+  });
+
+  test('the appliance is still running and healthy after all of it', async () => {
+    assert.equal(appliance.process.exitCode, null);
+    const health = await admin.json<{ status: string }>('/api/v1/health');
+    assert.equal(health.status, 'ok');
+  });
+});
