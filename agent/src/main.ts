@@ -112,7 +112,7 @@ program
     for (const d of found) {
       const table = d.layout?.table;
       const problem = 'error' in d && d.error ? `  (${String(d.error)})` : '';
-      process.stdout.write(`${d.path}  ${formatBytes(d.size)}  ${table ? table.type.toUpperCase() : 'unreadable'}${'usedBytes' in d ? `  used ${formatBytes(d.usedBytes as number)}` : ''}${problem}\n`);
+      process.stdout.write(`${d.path}  ${formatBytes(d.size)}  ${table ? table.type.toUpperCase() : 'unreadable'}${'usedBytes' in d ? `  used ${formatBytes(d.usedBytes)}` : ''}${problem}\n`);
       for (const p of table?.partitions ?? []) {
         const fs = p.filesystem;
         process.stdout.write(

@@ -18,7 +18,7 @@ export enum Codec {
 }
 
 export function isCodec(value: number): value is Codec {
-  return value === Codec.None || value === Codec.Lz4Block;
+  return value === (Codec.None as number) || value === (Codec.Lz4Block as number);
 }
 
 export interface Compressed {

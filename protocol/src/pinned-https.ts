@@ -52,7 +52,7 @@ class PinningAgent extends https.Agent {
       }
       finish(null);
     });
-    socket.once('error', (err) => finish(err));
+    socket.once('error', (err: Error) => finish(err));
     return undefined;
   }
 }
@@ -61,7 +61,7 @@ export interface RequestOptions {
   method?: string;
   body?: unknown;
   /** A raw byte body (e.g. a frame stream); sent with chunked transfer encoding and back-pressure. */
-  stream?: AsyncIterable<Buffer>;
+  stream?: AsyncIterable<Buffer> | Iterable<Buffer>;
   headers?: Record<string, string>;
 }
 

@@ -24,10 +24,6 @@ import { enrollAgent, ferry, ferryOk, sh, startAppliance, type RunningAppliance 
 
 const MIB = 1024 * 1024;
 
-async function* streamOf(parts: Buffer[]): AsyncGenerator<Buffer> {
-  yield* parts;
-}
-
 /** Expects a FerryError with this code from the appliance API. */
 async function refused(p: Promise<unknown>, code: string): Promise<FerryError> {
   try {
@@ -126,7 +122,7 @@ describe('bad input is refused with a clear error and stores nothing', { timeout
     const err = await refused(
       agent.json(`/api/v1/cycles/${cycle.id}/stream`, {
         method: 'POST',
-        stream: streamOf([encodeStreamHeader(), ...encodeChunkFrame(wrongId, Codec.None, MIB, data), encodeEndFrame(1)]),
+        stream: [encodeStreamHeader(), ...encodeChunkFrame(wrongId, Codec.None, MIB, data), encodeEndFrame(1)],
       }),
       'CHUNK_MISMATCH',
     );
@@ -148,7 +144,7 @@ describe('bad input is refused with a clear error and stores nothing', { timeout
     await refused(
       agent.json(`/api/v1/cycles/${cycle.id}/stream`, {
         method: 'POST',
-        stream: streamOf([encodeStreamHeader(), encodeBlockFrame({ disk: 0, kind: BlockKind.Data, blockNo: 0, xxh64: 1n, chunkId: absent }), encodeEndFrame(1)]),
+        stream: [encodeStreamHeader(), encodeBlockFrame({ disk: 0, kind: BlockKind.Data, blockNo: 0, xxh64: 1n, chunkId: absent }), encodeEndFrame(1)],
       }),
       'CHUNK_MISSING',
     );
@@ -161,7 +157,7 @@ describe('bad input is refused with a clear error and stores nothing', { timeout
     await refused(
       agent.json(`/api/v1/cycles/${cycle.id}/stream`, {
         method: 'POST',
-        stream: streamOf([encodeStreamHeader(), encodeBlockFrame({ disk: 0, kind: BlockKind.Zero, blockNo: 1, xxh64: 0n, chunkId: Buffer.alloc(32) }), encodeEndFrame(1)]),
+        stream: [encodeStreamHeader(), encodeBlockFrame({ disk: 0, kind: BlockKind.Zero, blockNo: 1, xxh64: 0n, chunkId: Buffer.alloc(32) }), encodeEndFrame(1)],
       }),
       'BLOCK_OUT_OF_ORDER',
     );
@@ -173,13 +169,13 @@ describe('bad input is refused with a clear error and stores nothing', { timeout
     const id = createHash('sha256').update(data).digest();
     await agent.json(`/api/v1/cycles/${cycle.id}/stream`, {
       method: 'POST',
-      stream: streamOf([
+      stream: [
         encodeStreamHeader(),
         ...encodeChunkFrame(id, Codec.None, MIB, data),
         encodeBlockFrame({ disk: 0, kind: BlockKind.Data, blockNo: 0, xxh64: xxh64(data), chunkId: id }),
         encodeBlockFrame({ disk: 0, kind: BlockKind.Zero, blockNo: 1, xxh64: 0n, chunkId: Buffer.alloc(32) }),
         encodeEndFrame(3),
-      ]),
+      ],
     });
     const hex = id.toString('hex');
     await unlink(path.join(appliance.dataDir, 'chunks', hex.slice(0, 2), hex.slice(2, 4), hex));
@@ -217,7 +213,7 @@ describe('bad input is refused with a clear error and stores nothing', { timeout
       anonymous.close();
     }
     const truncated = await agent.json<CycleState>('/api/v1/cycles', { method: 'POST', body: { disks: [{ key: 'api-disk', size: 2 * MIB }] } });
-    await refused(agent.json(`/api/v1/cycles/${truncated.id}/stream`, { method: 'POST', stream: streamOf([encodeStreamHeader()]) }), 'STREAM_INVALID');
+    await refused(agent.json(`/api/v1/cycles/${truncated.id}/stream`, { method: 'POST', stream: [encodeStreamHeader()] }), 'STREAM_INVALID');
   });
 
   test('restore refuses an unknown point, a wrong number of targets and a target too small, writing nothing', async () => {

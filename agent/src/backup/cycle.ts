@@ -106,10 +106,7 @@ async function upload(client: ApplianceClient, cycleId: number, batch: UploadBat
   }
   const frames = [...batch.frames(missing)];
   c.bytesSent += frames.reduce((n, f) => n + f.length, 0);
-  async function* body(): AsyncGenerator<Buffer> {
-    yield* frames;
-  }
-  const r = await client.json<UploadResponse>(`${API_PREFIX}/cycles/${cycleId}/stream`, { method: 'POST', stream: body() });
+  const r = await client.json<UploadResponse>(`${API_PREFIX}/cycles/${cycleId}/stream`, { method: 'POST', stream: frames });
   c.bytesStored += r.bytesStored;
   return r;
 }
@@ -129,14 +126,15 @@ async function backupDisk(
   const compressor = new Compressor();
   const { blockSize, blockCount } = state;
   let batch = new UploadBatch();
-  let inFlight: Promise<UploadResponse> | null = null;
+  // Held in an object: the flush closure reassigns it, which control-flow narrowing cannot follow.
+  const uploading: { inFlight: Promise<UploadResponse> | null } = { inFlight: null };
   const flush = async (): Promise<void> => {
-    if (inFlight) await inFlight;
+    if (uploading.inFlight) await uploading.inFlight;
     if (batch.empty) return;
     const sent = batch;
     batch = new UploadBatch();
     const expectNext = sent.blocks[sent.blocks.length - 1]!.blockNo + 1;
-    inFlight = upload(client, cycleId, sent, c).then((r) => {
+    const inFlight = upload(client, cycleId, sent, c).then((r) => {
       const ack = r.disks.find((x) => x.slot === state.slot);
       if (ack?.nextBlock !== expectNext) {
         throw new FerryError('BLOCK_OUT_OF_ORDER', `appliance acknowledged up to block ${ack?.nextBlock} of disk ${d.key}, expected ${expectNext}`);
@@ -145,6 +143,7 @@ async function backupDisk(
     });
     // Surface an upload failure at the next flush rather than as an unhandled rejection.
     inFlight.catch(() => undefined);
+    uploading.inFlight = inFlight;
   };
 
   const reads: Promise<ReadBlock>[] = [];
@@ -180,7 +179,7 @@ async function backupDisk(
     progress?.update(c.bytesRead, `changed ${Math.round(c.bytesChanged / 1048576)} MiB`);
   }
   await flush();
-  if (inFlight) await inFlight;
+  if (uploading.inFlight) await uploading.inFlight;
 }
 
 /** One backup cycle: full when the appliance has no previous point for a disk, otherwise incremental. */

@@ -262,3 +262,11 @@ void test('readDiskLayout() sees through a loop device: same layout as from the 
     assert.deepEqual(await withDisk(dev, readDiskLayout), fromFile);
   });
 });
+
+void test('readDiskLayout() uses the GPT behind an MBR that has a signature but no partitions', async () => {
+  const img = gptDisk();
+  writeAt(img, 446, Buffer.alloc(64));
+  const layout = await withDisk(img, readDiskLayout);
+  assert.equal(layout.table.type, 'gpt');
+  assert.equal(layout.table.partitions.length, 4);
+});

@@ -11,7 +11,7 @@ export interface ApplianceCertificate {
   fingerprint: string;
 }
 
-x509.cryptoProvider.set("default", webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[1]);
+x509.cryptoProvider.set('default', webcrypto);
 
 /**
  * The appliance's self-signed certificate, made on first start. Agents and the restore ISO pin its SHA-256

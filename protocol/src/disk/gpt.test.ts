@@ -186,3 +186,18 @@ void test('relocateGptBackup() refuses a target too small for the partitions', (
   assert.throws(() => relocateGptBackup(header, entries, 61439 + 33), /too small/);
   assert.ok(relocateGptBackup(header, entries, 61440 + 33).length > 0);
 });
+
+void test('relocateGptBackup() grows a protective MBR whatever size it claimed, but leaves a hybrid MBR alone', () => {
+  const img = gptImage();
+  apply(img, [{ offset: 446 + 12, data: Buffer.from([0xff, 0xff, 0xff, 0xff]) }]);
+  const newSize = 100 * 1024 * 1024;
+  apply(img, growAndRelocate(img, newSize));
+  assert.equal(readAt(img, 446 + 12, 4).readUInt32LE(0), newSize / 512 - 1);
+
+  const hybrid = gptImage();
+  execFileSync('sgdisk', ['-h', '2', hybrid]);
+  const mbrBefore = readAt(hybrid, 0, 512);
+  apply(hybrid, growAndRelocate(hybrid, newSize));
+  assert.deepEqual(readAt(hybrid, 0, 512), mbrBefore);
+  assert.match(sgdiskVerify(hybrid), /No problems found/);
+});

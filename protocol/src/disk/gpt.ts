@@ -282,11 +282,12 @@ export function relocateGptBackup(
 function protectiveSizeWrite(sectors: number, oldSectors: number, mbr: Buffer | undefined): DiskWrite | null {
   let slot = 0;
   if (mbr) {
-    const found = [0, 1, 2, 3].find((s) => mbr[446 + s * 16 + 4] === MBR_TYPE_PROTECTIVE);
-    if (found === undefined) return null;
-    // A hybrid MBR's 0xEE slot covers only part of the disk on purpose; leave it alone.
-    const size = mbr.readUInt32LE(446 + found * 16 + 12);
-    if (size !== Math.min(oldSectors - 1, 0xffffffff)) return null;
+    const types = [0, 1, 2, 3].map((s) => mbr[446 + s * 16 + 4] ?? 0);
+    const found = types.indexOf(MBR_TYPE_PROTECTIVE);
+    if (found === -1) return null;
+    // A hybrid MBR (other slots in use) sizes its 0xEE slot on purpose; only a whole-disk one is ours to grow.
+    const hybrid = types.some((t, s) => s !== found && t !== 0);
+    if (hybrid && mbr.readUInt32LE(446 + found * 16 + 12) !== Math.min(oldSectors - 1, 0xffffffff)) return null;
     slot = found;
   }
   const data = Buffer.alloc(4);

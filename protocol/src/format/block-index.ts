@@ -22,7 +22,7 @@ export enum BlockKind {
 }
 
 export function isBlockKind(v: number): v is BlockKind {
-  return v >= BlockKind.Pending && v <= BlockKind.Data;
+  return v >= (BlockKind.Pending as number) && v <= (BlockKind.Data as number);
 }
 
 export interface IndexHeader {
@@ -144,7 +144,7 @@ export class BlockIndex {
   }
 
   kind(n: number): BlockKind {
-    return this.entries.readUInt8(n * INDEX_ENTRY_BYTES) as BlockKind;
+    return this.entries.readUInt8(n * INDEX_ENTRY_BYTES);
   }
 
   /** Entry xxh64 without allocating: the change-detection hot path. */

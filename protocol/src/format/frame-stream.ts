@@ -93,7 +93,7 @@ export function encodeEndFrame(frameCount: number): Buffer {
 }
 
 function decodeFrame(type: number, p: Buffer): Frame {
-  switch (type) {
+  switch (type as FrameType) {
     case FrameType.Chunk: {
       if (p.length < CHUNK_FRAME_FIXED_BYTES) throw new StreamFormatError('chunk frame shorter than its fixed part');
       const codec = p.readUInt8(32);
@@ -101,7 +101,7 @@ function decodeFrame(type: number, p: Buffer): Frame {
       const rawLength = p.readUInt32LE(36);
       if (rawLength > MAX_CHUNK_RAW_BYTES) throw new StreamFormatError(`chunk frame raw length ${rawLength} is too large`);
       return {
-        type,
+        type: FrameType.Chunk,
         id: p.subarray(0, CHUNK_ID_BYTES),
         codec,
         rawLength,
@@ -115,7 +115,7 @@ function decodeFrame(type: number, p: Buffer): Frame {
       const blockNo = p.readBigUInt64LE(8);
       if (blockNo > BigInt(Number.MAX_SAFE_INTEGER)) throw new StreamFormatError('block number out of range');
       return {
-        type,
+        type: FrameType.Block,
         disk: p.readUInt16LE(0),
         kind,
         blockNo: Number(blockNo),
@@ -125,7 +125,7 @@ function decodeFrame(type: number, p: Buffer): Frame {
     }
     case FrameType.End: {
       if (p.length !== END_FRAME_BYTES) throw new StreamFormatError('end frame has the wrong length');
-      return { type, frameCount: Number(p.readBigUInt64LE(0)) };
+      return { type: FrameType.End, frameCount: Number(p.readBigUInt64LE(0)) };
     }
     default:
       throw new StreamFormatError(`unknown frame type 0x${type.toString(16)}`);
