@@ -5,29 +5,19 @@ import { Command } from 'commander';
 import {
   API_PREFIX,
   ApplianceClient,
-  ERRORS,
   FerryError,
   formatBytes,
   initHashing,
   normalizeFingerprint,
   probeFingerprint,
   type EnrollResponse,
+  exitWithError,
 } from '@ferry/protocol';
 import { DEFAULT_STATE_DIR, loadState, saveState } from './state.js';
 import { listDisks, openDisk, readDiskLayout, usedExtents, type Disk } from './disk/index.js';
 import { runCycle, type SourceDisk } from './backup/cycle.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
-
-/** Exit codes: 0 ok, 2 bad input or environment (the message says what to do), 70 bug. Documented in docs/agent.md. */
-function fail(err: unknown): never {
-  if (err instanceof FerryError && ERRORS[err.code].user) {
-    process.stderr.write(`ferry-agent: ${err.message}\n  what to do: ${err.hint}\n  (error ${err.code})\n`);
-    process.exit(2);
-  }
-  process.stderr.write(`ferry-agent: internal error — this is a bug. Details:\n${(err as Error).stack ?? String(err)}\n`);
-  process.exit(70);
-}
 
 interface StateOpt {
   state: string;
@@ -84,9 +74,8 @@ withState(program.command('enroll').description('pin the appliance certificate a
     }
   });
 
-program
-  .command('disks')
-  .description('list this machine\'s disks with their partition tables and filesystems')
+// --state is accepted (and unused) so every subcommand takes the same options in scripts and unit files.
+withState(program.command('disks').description('list this machine\'s disks with their partition tables and filesystems'))
   .option('--disk <path...>', 'examine these block devices or image files instead of all disks')
   .option('--json', 'print JSON')
   .action(async (opts: { disk?: string[]; json?: boolean }) => {
@@ -152,4 +141,4 @@ withState(program.command('backup').description('run one backup cycle now: full 
     }
   });
 
-program.parseAsync(process.argv).catch(fail);
+program.parseAsync(process.argv).catch((err: unknown) => exitWithError('ferry-agent', err));

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import pino from 'pino';
-import { ERRORS, FerryError, formatBytes, initHashing } from '@ferry/protocol';
+import { FerryError, formatBytes, initHashing, exitWithError } from '@ferry/protocol';
 import { loadConfig, type ConfigInput } from './config.js';
 import { buildAppliance, dataPaths } from './appliance.js';
 import { createApp } from './http/app.js';
@@ -12,16 +12,6 @@ import { loadOrCreateCertificate } from './tls/certificate.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 const WEB_ROOT = fileURLToPath(new URL('../../web/dist/', import.meta.url));
-
-/** Exit codes: 0 ok, 1 verify found damage, 2 bad input or environment (the message says what to do), 70 bug. */
-function fail(err: unknown): never {
-  if (err instanceof FerryError && ERRORS[err.code].user) {
-    process.stderr.write(`ferry-appliance: ${err.message}\n  what to do: ${err.hint}\n  (error ${err.code})\n`);
-    process.exit(2);
-  }
-  process.stderr.write(`ferry-appliance: internal error — this is a bug. Details:\n${(err as Error).stack ?? String(err)}\n`);
-  process.exit(70);
-}
 
 const quietLog = () => pino({ level: 'silent' });
 
@@ -137,4 +127,4 @@ dataOption(program.command('verify').description('re-read every chunk and index,
     }
   });
 
-program.parseAsync(process.argv).catch(fail);
+program.parseAsync(process.argv).catch((err: unknown) => exitWithError('ferry-appliance', err));

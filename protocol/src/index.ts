@@ -10,3 +10,4 @@ export * from './format/frame-stream.js';
 export * from './units.js';
 export * from './progress.js';
 export * from './disk/index.js';
+export * from './cli-exit.js';

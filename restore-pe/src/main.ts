@@ -1,23 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
-import { ApplianceClient, ERRORS, FerryError, formatBytes, initHashing, probeFingerprint } from '@ferry/protocol';
+import { ApplianceClient, FerryError, formatBytes, initHashing, probeFingerprint, exitWithError } from '@ferry/protocol';
 import { restorePoint } from './restore.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
-
-/** Exit codes: 0 ok, 2 refused or failed with a message that says what to do, 70 bug. */
-function fail(err: unknown): never {
-  if (err instanceof FerryError && ERRORS[err.code].user) {
-    process.stderr.write(`ferry-restore: ${err.message}\n  what to do: ${err.hint}\n  (error ${err.code})\n`);
-    process.exit(2);
-  }
-  if (err instanceof FerryError) {
-    process.stderr.write(`ferry-restore: ${err.message}\n  what to do: ${err.hint}\n  (error ${err.code})\n`);
-    process.exit(3);
-  }
-  process.stderr.write(`ferry-restore: internal error — this is a bug. Details:\n${(err as Error).stack ?? String(err)}\n`);
-  process.exit(70);
-}
 
 const program = new Command('ferry-restore')
   .description('Ferry restore: writes a point from the appliance onto target disks, one target per source disk')
@@ -61,4 +47,4 @@ const program = new Command('ferry-restore')
     }
   });
 
-program.parseAsync(process.argv).catch(fail);
+program.parseAsync(process.argv).catch((err: unknown) => exitWithError('ferry-restore', err));

@@ -9,32 +9,12 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { enrollAgent, ferryOk, ROOT, sh, startAppliance } from '../lib/cli.js';
+import { textBlob, type BackupJson } from '../lib/fixture-data.js';
 import { createPartitionedImage, withMounted } from '../lib/disk-image.js';
 
 const MIB = 1024 * 1024;
 
-interface BackupJson {
-  point: { id: number; name: string };
-  bytesRead: number;
-  bytesChanged: number;
-  bytesSent: number;
-  bytesStored: number;
-  seconds: number;
-}
 
-function textBlob(seed: number, bytes: number): string {
-  const words = ['ferry', 'block', 'chunk', 'appliance', 'restore', 'datacenter', 'migration', 'engineer'];
-  const parts: string[] = [];
-  let n = 0;
-  let i = seed;
-  while (n < bytes) {
-    i = (i * 1103515245 + 12345) & 0x7fffffff;
-    const line = `${i} ${words[i % words.length]} ${words[(i >> 5) % words.length]} request served in ${i % 997} ms\n`;
-    parts.push(line);
-    n += line.length;
-  }
-  return parts.join('').slice(0, bytes);
-}
 
 const mbps = (bytes: number, s: number) => (bytes / MIB / s).toFixed(1);
 

@@ -6,6 +6,7 @@ import path from 'node:path';
 import os from 'node:os';
 import { CHUNK_HEADER_BYTES, decodeChunkHeader, decompressInto, initHashing } from '@ferry/protocol';
 import { enrollAgent, ferryOk, sh, startAppliance, type RunningAppliance } from '../lib/cli.js';
+import { textBlob, type BackupJson } from '../lib/fixture-data.js';
 import { createPartitionedImage, fsckClean, treeChecksums, withMounted, type TableType } from '../lib/disk-image.js';
 
 /*
@@ -16,26 +17,7 @@ import { createPartitionedImage, fsckClean, treeChecksums, withMounted, type Tab
 const MARKER = Buffer.from('FERRY-DELETED-DATA-MARKER-7f3a9c1e|');
 const MIB = 1024 * 1024;
 
-interface BackupJson {
-  point: { id: number; name: string };
-  bytesRead: number;
-  bytesCompared: number;
-  bytesChanged: number;
-  bytesSent: number;
-  bytesStored: number;
-  seconds: number;
-}
 
-function textBlob(seed: number, bytes: number): string {
-  const words = ['ferry', 'block', 'chunk', 'appliance', 'restore', 'datacenter', 'migration', 'engineer', 'point', 'cycle'];
-  let s = '';
-  let i = seed;
-  while (s.length < bytes) {
-    i = (i * 1103515245 + 12345) & 0x7fffffff;
-    s += `${i % 100000} ${words[i % words.length]} ${words[(i >> 4) % words.length]} line of log text for the test fixture\n`;
-  }
-  return s.slice(0, bytes);
-}
 
 /** ~190 MiB of files: compressible text in many small files, incompressible random data in large ones. */
 async function fill(dir: string): Promise<void> {

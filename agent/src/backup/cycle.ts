@@ -11,6 +11,7 @@ import {
   type CycleDiskState,
   type CycleState,
   type MissingChunksResponse,
+  type PointStats,
   type ProgressSink,
   type UploadResponse,
 } from '@ferry/protocol';
@@ -35,27 +36,15 @@ export interface CycleOptions {
   readAhead?: number;
 }
 
-export interface CycleResult {
+export interface CycleResult extends PointStats {
   point: { id: number; name: string };
   resumed: boolean;
-  bytesRead: number;
-  bytesCompared: number;
-  bytesChanged: number;
-  bytesSent: number;
-  bytesStored: number;
-  seconds: number;
 }
 
 const MAX_BATCH_BLOCKS = 8192;
 const MAX_BATCH_CHUNKS = 1024;
 
-interface Counters {
-  bytesRead: number;
-  bytesCompared: number;
-  bytesChanged: number;
-  bytesSent: number;
-  bytesStored: number;
-}
+type Counters = Omit<PointStats, 'seconds'>;
 
 interface ReadBlock {
   n: number;
