@@ -39,7 +39,9 @@ async function openSourceDisk(path: string): Promise<{ disk: Disk; key: string }
 const program = new Command('ferry-agent')
   .description('Ferry agent: copies the used blocks of this server\'s disks to a Ferry appliance')
   .version(VERSION)
-  .showHelpAfterError();
+  .showHelpAfterError()
+  // Usage errors exit 2 (bad input), not commander's 1, which verify uses for "damage found".
+  .exitOverride();
 
 withState(program.command('enroll').description('pin the appliance certificate and exchange a one-time token for this agent\'s credential'))
   .requiredOption('--appliance <url>', 'appliance URL, e.g. https://10.0.0.5:8443')

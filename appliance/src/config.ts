@@ -42,7 +42,8 @@ export function loadConfig(flags: ConfigInput, env: NodeJS.ProcessEnv = process.
   };
   const parsed = ConfigSchema.safeParse(raw);
   if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message} (got ${JSON.stringify((raw as Record<string, unknown>)[String(i.path[0])])})`);
+    const given = (key: string): string => (key.startsWith('listen') ? `listen "${listen}"` : JSON.stringify((raw as Record<string, unknown>)[key]));
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message} (got ${given(String(i.path[0]))})`);
     throw new FerryError('CONFIG_INVALID', `invalid configuration:\n${lines.join('\n')}`);
   }
   return Object.freeze(parsed.data);

@@ -59,7 +59,9 @@ async function serve(opts: ConfigInput): Promise<void> {
 const program = new Command('ferry-appliance')
   .description('Ferry appliance: receives block-level backups from agents and serves restores')
   .version(VERSION)
-  .showHelpAfterError();
+  .showHelpAfterError()
+  // Usage errors exit 2 (bad input), not commander's 1, which verify uses for "damage found".
+  .exitOverride();
 
 dataOption(program.command('serve').description('run the appliance (HTTPS API and web UI)'))
   .option('--listen <host:port>', 'address to listen on (env FERRY_LISTEN; default 0.0.0.0:8443)')

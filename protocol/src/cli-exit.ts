@@ -5,6 +5,9 @@ import { ERRORS, FerryError } from './errors.js';
  * 3 for damaged data found (the message names it), 70 for a bug. The message always says what to do.
  */
 export function exitWithError(program: string, err: unknown): never {
+  // Commander (with exitOverride) has already printed usage errors, help and version.
+  const commander = err as { code?: unknown; exitCode?: unknown };
+  if (typeof commander.code === 'string' && commander.code.startsWith('commander.')) process.exit(commander.exitCode === 0 ? 0 : 2);
   if (err instanceof FerryError && err.code !== 'INTERNAL') {
     process.stderr.write(`${program}: ${err.message}\n  what to do: ${err.hint}\n  (error ${err.code})\n`);
     process.exit(ERRORS[err.code].user ? 2 : 3);

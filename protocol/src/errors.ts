@@ -19,7 +19,7 @@ export const ERRORS = {
   STREAM_INVALID: { status: 400, user: true, hint: 'The frame stream is malformed or truncated; see docs/spec/frame-stream.md. Acknowledged blocks are kept: retry from there.' },
   BLOCK_OUT_OF_ORDER: { status: 409, user: true, hint: 'Blocks must be sent in order from the next unacknowledged block; ask the cycle for its position and continue from it.' },
   DISK_NOT_FOUND: { status: 404, user: true, hint: 'Register the disk with the source first, or check the disk id.' },
-  DISK_INVALID: { status: 400, user: true, hint: 'Disk sizes must be positive and block sizes a multiple of 4096.' },
+  DISK_INVALID: { status: 400, user: true, hint: 'List each disk once per cycle.' },
   SOURCE_NOT_FOUND: { status: 404, user: true, hint: 'List sources with GET /api/v1/sources.' },
   CYCLE_NOT_FOUND: { status: 404, user: true, hint: 'Start a cycle with POST /api/v1/cycles.' },
   CYCLE_NOT_RUNNING: { status: 409, user: true, hint: 'The cycle was committed or abandoned; start a new one.' },

@@ -16,6 +16,8 @@ const program = new Command('ferry-restore')
   .option('--no-verify', 'skip reading back and checking every written block')
   .option('--json', 'print the result as JSON')
   .showHelpAfterError()
+  // Usage errors exit 2 (bad input), not commander's default 1.
+  .exitOverride()
   .action(async (opts: { appliance: string; fingerprint: string; token: string; point: string; target: string; verify: boolean; json?: boolean }) => {
     if (!/^[1-9][0-9]{0,14}$/.test(opts.point)) throw new FerryError('BAD_REQUEST', `--point must be a point id (a positive integer), got "${opts.point}"`);
     await initHashing();

@@ -248,6 +248,26 @@ describe('bad input is refused with a clear error and stores nothing', { timeout
     assert.deepEqual(await readFile(good), await readFile(image), 'an unpartitioned disk of unknown content restores byte-exact');
   });
 
+  test('a chunk that vanished from the appliance is sent again by the next backup, which then commits', async () => {
+    const image = path.join(work, 'small-source.img');
+    const points = await admin.json<Point[]>(`/api/v1/points?sourceId=${agentSourceId}`);
+    const last = points[points.length - 1]!;
+    const chunksBefore = await chunkFiles(appliance.dataDir);
+    const index = await admin.bytes(`/api/v1/points/${last.id}/disks/${last.disks[0]!.diskId}/index`);
+    const victim = index.subarray(64 + 16, 64 + 48).toString('hex');
+    const victimFile = chunksBefore.find((f) => f.endsWith(victim));
+    assert.ok(victimFile, 'block 0 of the point names a stored chunk');
+    await unlink(victimFile);
+    const r = await ferry('agent', ['backup', '--disk', image, '--state', path.join(work, 'agent'), '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /no longer on the appliance/);
+    const result = JSON.parse(r.stdout) as { point: { id: number; name: string } };
+    assert.equal(existsSync(victimFile), true, 'the vanished chunk is stored again');
+    const target = path.join(work, 'after-repair.img');
+    await ferryOk('restore', ['--appliance', appliance.url, '--fingerprint', appliance.fingerprint, '--token', appliance.adminToken, '--point', String(result.point.id), '--target', target]);
+    assert.deepEqual(await readFile(target), await readFile(image));
+  });
+
   test('the appliance is still running and healthy after all of it', async () => {
     assert.equal(appliance.process.exitCode, null);
     const health = await admin.json<{ status: string }>('/api/v1/health');

@@ -109,9 +109,10 @@ async function backupDisk(
   progress: ProgressLine | null,
   batchBytes: number,
   readAhead: number,
+  trustPrevious: boolean,
 ): Promise<void> {
   const prev =
-    state.previousPointId === null ? null : BlockIndex.parse(await client.bytes(`${API_PREFIX}/points/${state.previousPointId}/disks/${state.diskId}/index`));
+    state.previousPointId === null || !trustPrevious ? null : BlockIndex.parse(await client.bytes(`${API_PREFIX}/points/${state.previousPointId}/disks/${state.diskId}/index`));
   const compressor = new Compressor();
   const { blockSize, blockCount } = state;
   let batch = new UploadBatch();
@@ -171,8 +172,23 @@ async function backupDisk(
   if (uploading.inFlight) await uploading.inFlight;
 }
 
-/** One backup cycle: full when the appliance has no previous point for a disk, otherwise incremental. */
+/**
+ * One backup cycle: full when the appliance has no previous point for a disk, otherwise incremental.
+ * If the commit finds that a chunk named by the previous point vanished from the appliance (bit rot, a
+ * deleted file), the appliance rewinds the cycle to that block; the agent then resumes once without trusting
+ * the previous point, so every block's chunk is checked against the store and missing ones are sent again.
+ */
 export async function runCycle(opts: CycleOptions): Promise<CycleResult> {
+  try {
+    return await attemptCycle(opts, true);
+  } catch (err) {
+    if (!(err instanceof FerryError && err.code === 'CHUNK_MISSING')) throw err;
+    opts.progress?.write(`${err.message}\nresending from the rewound block without trusting the previous point\n`);
+    return attemptCycle(opts, false);
+  }
+}
+
+async function attemptCycle(opts: CycleOptions, trustPrevious: boolean): Promise<CycleResult> {
   const t0 = Date.now();
   const { client, disks } = opts;
   const cycle = await client.json<CycleState>(`${API_PREFIX}/cycles`, {
@@ -186,7 +202,7 @@ export async function runCycle(opts: CycleOptions): Promise<CycleResult> {
   }, 0);
   const progress = opts.progress ? new ProgressLine(cycle.resumed ? `resuming cycle ${cycle.id}` : `cycle ${cycle.id}`, remaining, opts.progress) : null;
   for (const s of cycle.disks) {
-    await backupDisk(client, cycle.id, disks[s.slot]!, s, c, progress, opts.batchBytes ?? 16 * 1024 * 1024, opts.readAhead ?? 4);
+    await backupDisk(client, cycle.id, disks[s.slot]!, s, c, progress, opts.batchBytes ?? 16 * 1024 * 1024, opts.readAhead ?? 4, trustPrevious);
   }
   const seconds = (Date.now() - t0) / 1000;
   const { bytesStored, ...sentStats } = c;

@@ -1,5 +1,4 @@
 import {
-  BlockIndex,
   BlockKind,
   blockCountFor,
   chunkIdOf,
@@ -14,6 +13,7 @@ import {
   type CycleState,
   type StartCycleRequest,
   type UploadResponse,
+  xxh64,
 } from '@ferry/protocol';
 import type { Logger } from 'pino';
 import type { ChunkStore, StagedChunk } from '../store/chunk-store.js';
@@ -61,17 +61,19 @@ export class CycleService {
    */
   async start(sourceId: number, req: StartCycleRequest): Promise<CycleState> {
     const blockSize = req.blockSize ?? this.defaultBlockSize;
-    const diskIds = req.disks.map((d) => this.sources.upsertDisk(sourceId, d));
     if (new Set(req.disks.map((d) => d.key)).size !== req.disks.length) {
-      throw new FerryError('DISK_INVALID', 'the same disk is listed twice');
+      throw new FerryError('DISK_INVALID', 'the same disk is listed twice in one cycle');
     }
+    const diskIds = req.disks.map((d) => this.sources.upsertDisk(sourceId, d));
     const running = this.cycles.running(sourceId);
     if (running) {
       const disks = this.cycles.disks(running.id);
       const same =
         disks.length === req.disks.length &&
         disks.every((d, i) => d.disk_id === diskIds[i] && d.size === req.disks[i]!.size && d.block_size === blockSize);
-      if (same) {
+      const intact = same && (await Promise.all(disks.map((d) => this.indexes.exists(running.id, d.disk_id)))).every(Boolean);
+      if (same && !intact) this.log.warn({ cycle: running.id }, 'running cycle has no index files (crash at its start): starting anew');
+      if (intact) {
         this.log.info({ cycle: running.id, sourceId }, 'resuming running cycle');
         return this.#toState(running, true);
       }
@@ -118,6 +120,7 @@ export class CycleService {
       const maxRaw = Math.max(...rows.map((r) => r.block_size));
       const scratch = Buffer.allocUnsafe(maxRaw);
       const staged = new Map<string, StagedChunk>();
+      const stagedShape = new Map<string, { rawLength: number; xxh64: bigint }>();
       let stagedBytes = 0;
       let deduplicated = 0;
       try {
@@ -136,11 +139,13 @@ export class CycleService {
             if (!chunkIdOf(plain).equals(frame.id)) {
               throw new FerryError('CHUNK_MISMATCH', `chunk ${id} does not hash to its id; nothing of this batch was stored`);
             }
-            if (staged.has(id) || known.has(id) || (await this.chunks.has(id))) {
+            // Dedupe against the disk, not against what earlier points name: a chunk that vanished must be storable again.
+            if (staged.has(id) || (await this.chunks.has(id))) {
               deduplicated++;
               known.add(id);
               continue;
             }
+            stagedShape.set(id, { rawLength: frame.rawLength, xxh64: xxh64(plain) });
             const s = await this.chunks.stage(frame.id, frame.codec, frame.rawLength, frame.payload);
             staged.set(id, s);
             stagedBytes += s.bytes;
@@ -160,6 +165,11 @@ export class CycleService {
             if (frame.kind === BlockKind.Pending) throw new FerryError('STREAM_INVALID', `block ${frame.blockNo}: kind Pending cannot be sent`);
             if (frame.kind === BlockKind.Data) {
               const id = frame.chunkId.toString('hex');
+              const shape = stagedShape.get(id);
+              const length = Math.min(cur.row.block_size, cur.row.size - frame.blockNo * cur.row.block_size);
+              if (shape && (shape.rawLength !== length || shape.xxh64 !== frame.xxh64)) {
+                throw new FerryError('STREAM_INVALID', `disk slot ${frame.disk} block ${frame.blockNo} names chunk ${id}, whose length or xxh64 does not fit that block`);
+              }
               if (!staged.has(id) && !known.has(id)) {
                 if (!(await this.chunks.has(id))) {
                   throw new FerryError('CHUNK_MISSING', `disk slot ${frame.disk} block ${frame.blockNo} names chunk ${id}, which the appliance does not hold`);
@@ -177,11 +187,17 @@ export class CycleService {
         throw err;
       }
       // Write ordering: chunk files durable → index entries durable → positions committed.
-      await this.chunks.commitStaged([...staged.values()]);
-      for (const id of staged.keys()) known.add(id);
-      for (const cur of cursors) {
-        if (cur.entries.length > 0) await this.indexes.writeEntries(cycleId, cur.row.disk_id, cur.first, Buffer.concat(cur.entries));
+      try {
+        await this.chunks.commitStaged([...staged.values()]);
+        for (const cur of cursors) {
+          if (cur.entries.length > 0) await this.indexes.writeEntries(cycleId, cur.row.disk_id, cur.first, Buffer.concat(cur.entries));
+        }
+      } catch (err) {
+        // Nothing of this batch is acknowledged; renamed chunks stay (complete, unreferenced until resent).
+        await this.chunks.discard([...staged.values()]);
+        throw err;
       }
+      for (const id of staged.keys()) known.add(id);
       const bytesStored = [...staged.values()].reduce((n, s) => n + s.bytes, 0);
       const progress = cursors.map((c) => ({ slot: c.row.slot, nextBlock: c.next }));
       this.cycles.acknowledge(cycleId, progress, staged.size, bytesStored);
@@ -204,7 +220,7 @@ export class CycleService {
       let missingCount = 0;
       let firstMissing = '';
       for (const r of rows) {
-        const index = BlockIndex.parse(await this.indexes.readWhole(cycleId, r.disk_id));
+        const index = await this.indexes.loadForCommit(cycleId, r.disk_id);
         const k = { slot: r.slot, data: 0, zero: 0, unused: 0 };
         const present = new Map<string, boolean>();
         let firstBad = -1;

@@ -21,6 +21,8 @@ export interface StagedChunk {
   final: string;
   file: FileHandle;
   bytes: number;
+  /** Set when staging created the chunk's directories: their parents need an fsync too. */
+  newDirs: boolean;
 }
 
 export class ChunkDamagedError extends FerryError {
@@ -59,7 +61,7 @@ export class ChunkStore {
   async stage(id: Buffer, codec: Codec, rawLength: number, payload: Buffer): Promise<StagedChunk> {
     const hex = id.toString('hex');
     const final = this.pathOf(hex);
-    await mkdir(path.dirname(final), { recursive: true });
+    const created = await mkdir(path.dirname(final), { recursive: true });
     const tmp = `${final}.tmp-${randomBytes(6).toString('hex')}`;
     const file = await open(tmp, 'wx', 0o640);
     const header = encodeChunkHeader(id, codec, rawLength, payload);
@@ -70,7 +72,7 @@ export class ChunkStore {
       await unlink(tmp).catch(() => undefined);
       throw err;
     }
-    return { id: hex, tmp, final, file, bytes: header.length + payload.length };
+    return { id: hex, tmp, final, file, bytes: header.length + payload.length, newDirs: created !== undefined };
   }
 
   /** fsync every staged file, rename them into place, then fsync their directories. */
@@ -83,6 +85,10 @@ export class ChunkStore {
     );
     for (const s of staged) await rename(s.tmp, s.final);
     const dirs = new Set(staged.map((s) => path.dirname(s.final)));
+    for (const s of staged.filter((x) => x.newDirs)) {
+      dirs.add(path.dirname(path.dirname(s.final)));
+      dirs.add(this.root);
+    }
     await Promise.all([...dirs].map((d) => fsyncDir(d)));
   }
 

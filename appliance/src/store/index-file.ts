@@ -1,4 +1,4 @@
-import { mkdir, open, readFile } from 'node:fs/promises';
+import { access, mkdir, open, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
   BlockIndex,
@@ -65,6 +65,30 @@ export class IndexFiles {
       return { header, entries };
     } finally {
       await fh.close();
+    }
+  }
+
+  async exists(cycleId: number, diskId: number): Promise<boolean> {
+    return access(this.pathOf(cycleId, diskId)).then(
+      () => true,
+      () => false,
+    );
+  }
+
+  /**
+   * The index of a running cycle, for commit. Its entries checksum is not checked: a commit that failed after
+   * sealing may have been followed by more acknowledged entries, and the checksum is recomputed when sealing.
+   */
+  async loadForCommit(cycleId: number, diskId: number): Promise<BlockIndex> {
+    try {
+      const whole = await this.readWhole(cycleId, diskId);
+      const header = decodeIndexHeader(whole);
+      return new BlockIndex({ ...header, sealed: false }, whole.subarray(INDEX_HEADER_BYTES));
+    } catch (err) {
+      if (err instanceof IndexFormatError || (err as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new FerryError('INDEX_DAMAGED', `index of disk ${diskId} in cycle ${cycleId}: ${(err as Error).message}`, { cause: err });
+      }
+      throw err;
     }
   }
 
