@@ -9,12 +9,11 @@ import {
   formatBytes,
   initHashing,
   normalizeFingerprint,
-  probeFingerprint,
   type EnrollResponse,
   exitWithError,
 } from '@ferry/protocol';
 import { DEFAULT_STATE_DIR, loadState, saveState } from './state.js';
-import { listDisks, openDisk, readDiskLayout, usedExtents, type Disk } from './disk/index.js';
+import { listDisks, openDisk, readDiskLayout, usedExtents, type Disk, type DiskLayout, type UsageMap } from './disk/index.js';
 import { runCycle, type SourceDisk } from './backup/cycle.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -33,6 +32,17 @@ async function openSourceDisk(path: string): Promise<{ disk: Disk; key: string }
     return { disk: await openDisk(key), key };
   } catch (err) {
     throw new FerryError('DISK_UNREADABLE', `cannot open disk ${path}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Partition table, filesystems and used bytes of one disk; a damaged table is the disk's problem, not a bug. */
+async function examine(disk: Disk): Promise<{ layout: DiskLayout; usage: UsageMap }> {
+  try {
+    const layout = await readDiskLayout(disk);
+    return { layout, usage: await usedExtents(disk, layout) };
+  } catch (err) {
+    if (err instanceof FerryError) throw err;
+    throw new FerryError('DISK_UNREADABLE', `cannot read the layout of ${disk.path}: ${(err as Error).message}`, { cause: err });
   }
 }
 
@@ -65,12 +75,6 @@ withState(program.command('enroll').description('pin the appliance certificate a
         enrolledAt: new Date().toISOString(),
       });
       process.stdout.write(`enrolled as agent ${res.agentId} of source ${res.sourceId}; state in ${opts.state}\n`);
-    } catch (err) {
-      if (err instanceof FerryError && err.code === 'FINGERPRINT_MISMATCH') {
-        const presented = await probeFingerprint(opts.appliance).catch(() => '(unknown)');
-        throw new FerryError('FINGERPRINT_MISMATCH', `the appliance presented ${presented}, but you gave ${pinned}; nothing was sent`);
-      }
-      throw err;
     } finally {
       client.close();
     }
@@ -87,8 +91,8 @@ withState(program.command('disks').description('list this machine\'s disks with 
       for (const p of opts.disk) {
         const { disk, key } = await openSourceDisk(p);
         try {
-          const layout = await readDiskLayout(disk);
-          found.push({ path: key, size: disk.size, layout, usedBytes: (await usedExtents(disk, layout)).usedBytes() });
+          const { layout, usage } = await examine(disk);
+          found.push({ path: key, size: disk.size, layout, usedBytes: usage.usedBytes() });
         } finally {
           await disk.close();
         }
@@ -126,8 +130,7 @@ withState(program.command('backup').description('run one backup cycle now: full 
     try {
       for (const p of paths) {
         const { disk, key } = await openSourceDisk(p);
-        const layout = await readDiskLayout(disk);
-        disks.push({ key, disk, layout, usage: await usedExtents(disk, layout) });
+        disks.push({ key, disk, ...(await examine(disk)) });
       }
       const result = await runCycle({ client, disks, progress: process.stderr });
       if (opts.json) process.stdout.write(`${JSON.stringify({ ...result, resumed: undefined })}\n`);

@@ -45,7 +45,7 @@ class PinningAgent extends https.Agent {
         finish(
           new FerryError(
             'FINGERPRINT_MISMATCH',
-            `the appliance at ${options.host ?? '?'}:${options.port ?? '?'} presented certificate ${actual}, but ${this.pinned} is pinned; nothing was sent`,
+            `the appliance at ${options.host ?? '?'}:${options.port ?? '?'} presented ${actual}, but ${this.pinned} is pinned; nothing was sent`,
           ),
         );
         return;
@@ -166,22 +166,4 @@ export class ApplianceClient {
   async bytes(path: string): Promise<Buffer> {
     return readAll(await this.download(path));
   }
-}
-
-/** Connects once without sending anything and returns the certificate fingerprint the server presents. */
-export function probeFingerprint(baseUrl: string, timeoutMs = 10_000): Promise<string> {
-  const url = new URL(baseUrl);
-  return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host: url.hostname, port: Number(url.port || 443), rejectUnauthorized: false, timeout: timeoutMs });
-    socket.once('secureConnect', () => {
-      const fp = socket.getPeerCertificate().fingerprint256;
-      socket.destroy();
-      resolve(normalizeFingerprint(fp));
-    });
-    socket.once('timeout', () => {
-      socket.destroy();
-      reject(new FerryError('APPLIANCE_UNREACHABLE', `no TLS answer from ${url.host} within ${timeoutMs / 1000} s`));
-    });
-    socket.once('error', (err) => reject(networkError(url, err)));
-  });
 }

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
-import { ApplianceClient, FerryError, formatBytes, initHashing, probeFingerprint, exitWithError } from '@ferry/protocol';
+import { ApplianceClient, FerryError, formatBytes, initHashing, exitWithError } from '@ferry/protocol';
 import { restorePoint } from './restore.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -38,12 +38,6 @@ const program = new Command('ferry-restore')
         }
         process.stdout.write(`restored ${result.point.name} in ${result.seconds.toFixed(1)} s\n`);
       }
-    } catch (err) {
-      if (err instanceof FerryError && err.code === 'FINGERPRINT_MISMATCH') {
-        const presented = await probeFingerprint(opts.appliance).catch(() => '(unknown)');
-        throw new FerryError('FINGERPRINT_MISMATCH', `the appliance presented ${presented}, but you gave ${opts.fingerprint}; nothing was sent`);
-      }
-      throw err;
     } finally {
       client.close();
     }

@@ -9,6 +9,8 @@ import {
   FrameType,
   ProgressLine,
   readFrames,
+  gptEntryArrayBytes,
+  parseGptHeader,
   relocateGptBackup,
   xxh64,
   type ApplianceClient,
@@ -16,7 +18,7 @@ import {
   type PointDisk,
   type ProgressSink,
 } from '@ferry/protocol';
-import { dropDeviceCache, openTarget, probeTarget, type Target } from './target.js';
+import { dropDeviceCache, openTarget, probeTarget, readAt, writeAt, type Target } from './target.js';
 
 export interface RestoreOptions {
   client: ApplianceClient;
@@ -74,7 +76,7 @@ async function writeDataBlocks(client: ApplianceClient, pointId: number, d: Poin
       if (kind === BlockKind.Data) dataInRange++;
       else if (kind === BlockKind.Zero && !zeroed) {
         const len = blockLength(index.header, n);
-        await t.file.write(zero, 0, len, n * d.blockSize);
+        await writeAt(t, zero, len, n * d.blockSize);
         written = { bytes: written.bytes + len, blocks: written.blocks + 1 };
       }
     }
@@ -103,7 +105,7 @@ async function writeDataBlocks(client: ApplianceClient, pointId: number, d: Poin
         if (!chunkIdOf(out).equals(f.id) || xxh64(out) !== index.xxh64(n)) {
           throw new FerryError('CHUNK_DAMAGED', `block ${n} of ${d.key}: chunk ${f.id.toString('hex')} does not match its id; the point is damaged`);
         }
-        await t.file.write(out, 0, len, n * d.blockSize);
+        await writeAt(t, out, len, n * d.blockSize);
         written = { bytes: written.bytes + len, blocks: written.blocks + 1 };
         done.bytes += len;
         got++;
@@ -122,15 +124,15 @@ async function writeDataBlocks(client: ApplianceClient, pointId: number, d: Poin
 async function relocateGpt(t: Target, sourceSize: number): Promise<boolean> {
   if (t.size <= sourceSize) return false;
   const head = Buffer.alloc(512 * 34);
-  await t.file.read(head, 0, head.length, 0);
+  await readAt(t, head, head.length, 0);
   const header = head.subarray(512, 1024);
-  const entriesLba = Number(header.readBigUInt64LE(72));
-  const entries = Buffer.alloc(header.readUInt32LE(80) * header.readUInt32LE(84));
-  await t.file.read(entries, 0, entries.length, entriesLba * 512);
+  const parsed = parseGptHeader(header, { source: t.path, lba: 1 });
+  const entries = Buffer.alloc(gptEntryArrayBytes(parsed));
+  await readAt(t, entries, entries.length, parsed.partitionEntryLba * 512);
   const writes = relocateGptBackup(header, entries, Math.floor(t.size / 512), 512, head.subarray(0, 512));
   // The old backup header sits inside the target now; left there, tools would see two disagreeing tables.
-  await t.file.write(Buffer.alloc(512), 0, 512, sourceSize - 512);
-  for (const w of writes) await t.file.write(w.data, 0, w.data.length, w.offset);
+  await writeAt(t, Buffer.alloc(512), 512, sourceSize - 512);
+  for (const w of writes) await writeAt(t, w.data, w.data.length, w.offset);
   return true;
 }
 
@@ -142,7 +144,7 @@ async function verifyTarget(d: PointDisk, index: BlockIndex, t: Target, progress
     if (kind !== BlockKind.Data && kind !== BlockKind.Zero) continue;
     const len = blockLength(index.header, n);
     const view = buf.subarray(0, len);
-    await t.file.read(view, 0, len, n * d.blockSize);
+    await readAt(t, view, len, n * d.blockSize);
     const ok = kind === BlockKind.Data ? xxh64(view) === index.xxh64(n) : view.every((b) => b === 0);
     if (!ok) throw new FerryError('VERIFY_FAILED', `block ${n} of target ${t.path} reads back different data than was written`);
     if (kind === BlockKind.Data) {

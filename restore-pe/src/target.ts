@@ -1,7 +1,7 @@
 import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { FerryError } from '@ferry/protocol';
+import { deviceNumbers, FerryError } from '@ferry/protocol';
 
 const run = promisify(execFile);
 
@@ -14,8 +14,7 @@ export interface Target {
 }
 
 async function deviceSize(path: string, rdev: bigint): Promise<number> {
-  const major = ((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn);
-  const minor = (rdev & 0xffn) | ((rdev >> 12n) & ~0xffn);
+  const { major, minor } = deviceNumbers(rdev);
   const sectors = Number((await readFile(`/sys/dev/block/${major}:${minor}/size`, 'utf8')).trim());
   if (!Number.isSafeInteger(sectors)) throw new FerryError('TARGET_UNWRITABLE', `cannot read the size of ${path} from sysfs`);
   return sectors * 512;
@@ -66,4 +65,23 @@ export async function openTarget(path: string, sourceSize: number): Promise<{ ta
 /** Drops the kernel's cached pages of a device so read-back verification reads the medium. */
 export async function dropDeviceCache(t: Target): Promise<void> {
   if (t.isDevice) await run('blockdev', ['--flushbufs', t.path]).catch(() => undefined);
+}
+
+/** Writes at a byte offset of the target; a failing target is the environment, not a bug: say where. */
+export async function writeAt(t: Target, data: Buffer, length: number, offset: number): Promise<void> {
+  try {
+    await t.file.write(data, 0, length, offset);
+  } catch (err) {
+    throw new FerryError('TARGET_UNWRITABLE', `writing ${length} bytes at offset ${offset} of ${t.path} failed: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Reads back from the target (verification, GPT relocation), with the same error reporting as writeAt. */
+export async function readAt(t: Target, into: Buffer, length: number, offset: number): Promise<void> {
+  try {
+    const { bytesRead } = await t.file.read(into, 0, length, offset);
+    if (bytesRead !== length) throw new Error(`only ${bytesRead} of ${length} bytes could be read`);
+  } catch (err) {
+    throw new FerryError('TARGET_UNWRITABLE', `reading back ${length} bytes at offset ${offset} of ${t.path} failed: ${(err as Error).message}`, { cause: err });
+  }
 }

@@ -1,4 +1,5 @@
 import { open, readFile, stat } from 'node:fs/promises';
+import { deviceNumbers, FerryError } from '@ferry/protocol';
 
 /** A source disk (block device or image file) opened read-only. */
 export interface Disk {
@@ -12,12 +13,7 @@ export interface Disk {
   close(): Promise<void>;
 }
 
-/** Linux dev_t split as glibc's major()/minor() do (12-bit major and 20-bit minor, split across the word). */
-export function deviceNumbers(rdev: bigint): { major: number; minor: number } {
-  const major = ((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn);
-  const minor = (rdev & 0xffn) | ((rdev >> 12n) & ~0xffn);
-  return { major: Number(major), minor: Number(minor) };
-}
+export { deviceNumbers };
 
 async function readSysNumber(file: string): Promise<number | null> {
   try {
@@ -64,10 +60,16 @@ export async function openDisk(path: string): Promise<Disk> {
       }
       const buf = Buffer.allocUnsafe(length);
       let done = 0;
+      // A failing or shrinking disk is the environment, not a bug: say which disk and where.
       while (done < length) {
-        const { bytesRead } = await handle.read(buf, done, length - done, offset + done);
+        let bytesRead: number;
+        try {
+          ({ bytesRead } = await handle.read(buf, done, length - done, offset + done));
+        } catch (err) {
+          throw new FerryError('DISK_UNREADABLE', `reading ${path} at offset ${offset + done} failed: ${(err as Error).message}`, { cause: err });
+        }
         if (bytesRead === 0) {
-          throw new Error(`unexpected end of ${path} at offset ${offset + done} (expected ${size} bytes)`);
+          throw new FerryError('DISK_UNREADABLE', `unexpected end of ${path} at offset ${offset + done} (expected ${size} bytes): did the disk shrink?`);
         }
         done += bytesRead;
       }

@@ -1,12 +1,12 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { openDisk } from './block-reader.js';
 import type { Disk } from './block-reader.js';
 import { readDiskLayout, usedExtents } from './disk-layout.js';
 import type { DiskLayout } from './disk-layout.js';
 import { ext4UsedExtents } from './ext4-bitmap.js';
-import { makeTempDir, MiB, removeTempDir, run, SMALL_XFS_ENV, withLoop } from './test-images.js';
+import { makeTempDir, MiB, removeTempDir, run, SMALL_XFS_ENV, withLoop, writeAt } from './test-images.js';
 import { UsageMap } from './usage-map.js';
 
 const dir = makeTempDir();
@@ -17,15 +17,6 @@ function copyImage(src: string): string {
   const img = `${dir}/copy${count++}.img`;
   run('cp', ['--sparse=always', src, img]);
   return img;
-}
-
-function writeAt(img: string, offset: number, data: Buffer): void {
-  const fd = openSync(img, 'r+');
-  try {
-    writeSync(fd, data, 0, data.length, offset);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 async function withDisk<T>(path: string, fn: (disk: Disk) => Promise<T>): Promise<T> {

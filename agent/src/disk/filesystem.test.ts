@@ -1,10 +1,9 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { openSync, writeSync, closeSync } from 'node:fs';
 import { openDisk } from './block-reader.js';
 import { detectFilesystem } from './filesystem.js';
 import type { FilesystemInfo } from './filesystem.js';
-import { makeTempDir, MiB, removeTempDir, run, SMALL_XFS_ENV } from './test-images.js';
+import { makeTempDir, MiB, removeTempDir, run, SMALL_XFS_ENV, writeAt } from './test-images.js';
 
 const dir = makeTempDir();
 after(() => removeTempDir(dir));
@@ -14,15 +13,6 @@ function blankImage(bytes: number): string {
   const img = `${dir}/fs${count++}.img`;
   run('truncate', ['-s', String(bytes), img]);
   return img;
-}
-
-function writeAt(img: string, offset: number, data: Buffer): void {
-  const fd = openSync(img, 'r+');
-  try {
-    writeSync(fd, data, 0, data.length, offset);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 async function detect(img: string, offset = 0, size?: number): Promise<FilesystemInfo> {

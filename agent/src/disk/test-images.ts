@@ -1,6 +1,6 @@
 // Helpers for the disk tests: build real images with the system's partitioning and mkfs tools.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import type { Extent } from './usage-map.js';
 
@@ -14,6 +14,16 @@ export function run(cmd: string, args: string[], input?: string, env?: NodeJS.Pr
     ...(input === undefined ? {} : { input }),
     ...(env === undefined ? {} : { env: { ...process.env, ...env } }),
   });
+}
+
+/** Overwrites bytes of an image in place (damage a table, plant a signature). */
+export function writeAt(img: string, offset: number, data: Buffer): void {
+  const fd = openSync(img, 'r+');
+  try {
+    writeSync(fd, data, 0, data.length, offset);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 export function makeTempDir(): string {

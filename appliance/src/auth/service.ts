@@ -6,7 +6,12 @@ import { formatToken, hashSecret, newSecret, parseToken, secretMatches } from '.
 
 export type Principal = { kind: 'admin'; tokenId: number } | { kind: 'agent'; agentId: number; sourceId: number };
 
+/** How often an agent request may update its source's last_seen (a durable SQLite write). */
+const TOUCH_INTERVAL_MS = 30_000;
+
 export class AuthService {
+  readonly #touched = new Map<number, number>();
+
   constructor(
     private readonly repo: AuthRepository,
     private readonly sources: SourceRepository,
@@ -56,7 +61,11 @@ export class AuthService {
     } else if (parsed?.kind === 'agent') {
       const row = this.repo.agent(parsed.id);
       if (row && !row.revoked_at && secretMatches(parsed.secret, row.secret_hash)) {
-        this.sources.touch(row.source_id);
+        const now = Date.now();
+        if (now - (this.#touched.get(row.source_id) ?? 0) >= TOUCH_INTERVAL_MS) {
+          this.#touched.set(row.source_id, now);
+          this.sources.touch(row.source_id);
+        }
         return { kind: 'agent', agentId: row.id, sourceId: row.source_id };
       }
     }

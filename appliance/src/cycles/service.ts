@@ -1,5 +1,6 @@
 import {
   BlockKind,
+  type BlockIndex,
   blockCountFor,
   chunkIdOf,
   CodecError,
@@ -216,11 +217,13 @@ export class CycleService {
         }
       }
       const counts: { slot: number; data: number; zero: number; unused: number }[] = [];
+      const loaded: BlockIndex[] = [];
       const rewind: { slot: number; nextBlock: number }[] = [];
       let missingCount = 0;
       let firstMissing = '';
       for (const r of rows) {
         const index = await this.indexes.loadForCommit(cycleId, r.disk_id);
+        loaded.push(index);
         const k = { slot: r.slot, data: 0, zero: 0, unused: 0 };
         const present = new Map<string, boolean>();
         let firstBad = -1;
@@ -258,7 +261,7 @@ export class CycleService {
             `Run the backup again: it resumes from block ${Math.min(...rewind.map((x) => x.nextBlock))}`,
         );
       }
-      for (const r of rows) await this.indexes.seal(cycleId, r.disk_id);
+      for (const [i, r] of rows.entries()) await this.indexes.seal(cycleId, r.disk_id, loaded[i]!);
       const name = this.cycles.commit(cycleId, counts, req.stats);
       this.#known.delete(cycleId);
       this.log.info({ cycle: cycleId, name }, 'point committed');

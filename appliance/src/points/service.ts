@@ -41,8 +41,7 @@ export class PointService {
   /** The sealed index file of one disk of a point, checked against its checksum before it is served. */
   async index(pointId: number, diskId: number): Promise<Buffer> {
     this.#disk(pointId, diskId);
-    await this.indexes.load(pointId, diskId);
-    return this.indexes.readWhole(pointId, diskId);
+    return (await this.indexes.loadWithFile(pointId, diskId)).file;
   }
 
   /**

@@ -75,15 +75,10 @@ export class IndexFiles {
     );
   }
 
-  /**
-   * The index of a running cycle, for commit. Its entries checksum is not checked: a commit that failed after
-   * sealing may have been followed by more acknowledged entries, and the checksum is recomputed when sealing.
-   */
-  async loadForCommit(cycleId: number, diskId: number): Promise<BlockIndex> {
+  /** Reads and decodes an index file; format errors and a missing file become INDEX_DAMAGED. */
+  async #read<T>(cycleId: number, diskId: number, decode: (whole: Buffer) => T): Promise<T> {
     try {
-      const whole = await this.readWhole(cycleId, diskId);
-      const header = decodeIndexHeader(whole);
-      return new BlockIndex({ ...header, sealed: false }, whole.subarray(INDEX_HEADER_BYTES));
+      return decode(await readFile(this.pathOf(cycleId, diskId)));
     } catch (err) {
       if (err instanceof IndexFormatError || (err as NodeJS.ErrnoException).code === 'ENOENT') {
         throw new FerryError('INDEX_DAMAGED', `index of disk ${diskId} in cycle ${cycleId}: ${(err as Error).message}`, { cause: err });
@@ -92,35 +87,35 @@ export class IndexFiles {
     }
   }
 
-  async readWhole(cycleId: number, diskId: number): Promise<Buffer> {
-    return readFile(this.pathOf(cycleId, diskId));
+  /** A point's index, checked against its entries checksum; `file` is the bytes as stored, for serving. */
+  async loadWithFile(cycleId: number, diskId: number): Promise<{ index: BlockIndex; file: Buffer }> {
+    return this.#read(cycleId, diskId, (file) => ({ index: BlockIndex.parse(file), file }));
   }
 
   async load(cycleId: number, diskId: number): Promise<BlockIndex> {
-    try {
-      return BlockIndex.parse(await this.readWhole(cycleId, diskId));
-    } catch (err) {
-      if (err instanceof IndexFormatError || (err as NodeJS.ErrnoException).code === 'ENOENT') {
-        throw new FerryError('INDEX_DAMAGED', `index of disk ${diskId} in point ${cycleId}: ${(err as Error).message}`, { cause: err });
-      }
-      throw err;
-    }
+    return (await this.loadWithFile(cycleId, diskId)).index;
   }
 
-  /** Computes the entries checksum, sets the sealed flag and fsyncs: the index becomes a point's index. */
-  async seal(cycleId: number, diskId: number): Promise<BlockIndex> {
-    const file = this.pathOf(cycleId, diskId);
-    const whole = await readFile(file);
-    const header = decodeIndexHeader(whole);
-    const entries = whole.subarray(INDEX_HEADER_BYTES);
-    const sealed: IndexHeader = { ...header, sealed: true, entriesXxh64: xxh64(entries) };
-    const fh = await open(file, 'r+');
+  /**
+   * The index of a running cycle, for commit. Its entries checksum is not checked: a commit that failed after
+   * sealing may have been followed by more acknowledged entries, and the checksum is recomputed when sealing.
+   */
+  async loadForCommit(cycleId: number, diskId: number): Promise<BlockIndex> {
+    return this.#read(cycleId, diskId, (whole) => {
+      const header = decodeIndexHeader(whole);
+      return new BlockIndex({ ...header, sealed: false }, whole.subarray(INDEX_HEADER_BYTES));
+    });
+  }
+
+  /** Writes the entries checksum and the sealed flag of an index loaded by loadForCommit, and fsyncs it. */
+  async seal(cycleId: number, diskId: number, index: BlockIndex): Promise<void> {
+    const sealed: IndexHeader = { ...index.header, sealed: true, entriesXxh64: xxh64(index.entries) };
+    const fh = await open(this.pathOf(cycleId, diskId), 'r+');
     try {
       await fh.write(encodeIndexHeader(sealed), 0, INDEX_HEADER_BYTES, 0);
       await fh.sync();
     } finally {
       await fh.close();
     }
-    return new BlockIndex(sealed, entries);
   }
 }

@@ -11,3 +11,4 @@ export {
   GPT_SIGNATURE,
 } from './gpt.js';
 export type { GptHeader, GptEntry, GptSource, DiskWrite } from './gpt.js';
+export { deviceNumbers } from './dev-t.js';
