@@ -12,6 +12,17 @@ import { PointService } from './points/service.js';
 import { VerifyService } from './verify/service.js';
 import { ChunkStore } from './store/chunk-store.js';
 import { IndexFiles } from './store/index-file.js';
+import { ChunkGuard } from './gc/guard.js';
+import { GcRepository } from './gc/repository.js';
+import { GcService } from './gc/service.js';
+import { PointRepository } from './points/repository.js';
+import { JobRepository } from './jobs/repository.js';
+import { JobService, type AgentLink, type PointKeeper } from './jobs/service.js';
+import { AgentHub } from './agents/hub.js';
+import { UiEvents } from './events/ui-events.js';
+import { RestoreRepository } from './restores/repository.js';
+import { RestoreService } from './restores/service.js';
+import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config.js';
 
 /** Everything under one data directory, so the box can be switched off anywhere and shipped. */
@@ -34,11 +45,26 @@ export interface Appliance {
   cycles: CycleService;
   points: PointService;
   verify: VerifyService;
+  jobs: JobService;
+  agents: AgentHub;
+  uiEvents: UiEvents;
+  restores: RestoreService;
+  gc: GcService;
+  /** Starts garbage collection in the background (logged); for callers that must not wait for it. */
+  collectGarbage(reason: string): void;
   close(): void;
 }
 
+export interface BuildOptions {
+  /** The scheduler's clock; tests pass one they move by hand. */
+  clock?: Clock;
+  /** The agents' control channel as jobs see it; tests of job logic pass a scripted one. */
+  agentLink?: AgentLink;
+}
+
 /** Builds the appliance's objects; each gets only what it uses. */
-export function buildAppliance(config: Config, log: Logger): Appliance {
+export function buildAppliance(config: Config, log: Logger, opts: BuildOptions = {}): Appliance {
+  const clock = opts.clock ?? systemClock;
   const p = dataPaths(config.dataDir);
   try {
     for (const dir of [config.dataDir, p.chunks, p.indexes, p.tls, p.logs]) mkdirSync(dir, { recursive: true, mode: 0o750 });
@@ -51,13 +77,40 @@ export function buildAppliance(config: Config, log: Logger): Appliance {
   const cycleRepo = new CycleRepository(db);
   const chunks = new ChunkStore(p.chunks);
   const indexes = new IndexFiles(p.indexes);
+  const pointRepo = new PointRepository(db);
+  const points = new PointService(cycleRepo, sources, chunks, indexes, pointRepo);
+  const agents = new AgentHub(clock);
+  const uiEvents = new UiEvents();
+  const collectGarbage = (reason: string): void => {
+    // GcService logs each run's summary or failure; here only why it ran.
+    log.info({ reason }, 'garbage collection asked for');
+    gc.run().catch(() => undefined);
+  };
+  const keeper: PointKeeper = {
+    deletePoint: (id) => points.delete(id),
+    inUse: (id) => points.inUse(id),
+    abandonCycle: (id) => cycles.abandon(id),
+    collectGarbage,
+  };
+  const jobs = new JobService(new JobRepository(db), sources, opts.agentLink ?? agents, keeper, uiEvents, clock, log, {
+    suspendAfterMs: config.suspendAfterSeconds * 1000,
+  });
+  const guard = new ChunkGuard();
+  const cycles = new CycleService(cycleRepo, sources, chunks, indexes, config.blockSize, log, jobs, guard);
+  const gc = new GcService(new GcRepository(db), chunks, indexes, guard, log);
   return {
     db,
     sources,
     auth: new AuthService(new AuthRepository(db), sources, config.enrollTokenTtlHours),
-    cycles: new CycleService(cycleRepo, sources, chunks, indexes, config.blockSize, log),
-    points: new PointService(cycleRepo, sources, chunks, indexes),
+    cycles,
+    points,
     verify: new VerifyService(cycleRepo, chunks, indexes),
+    jobs,
+    agents,
+    uiEvents,
+    restores: new RestoreService(new RestoreRepository(db), (id) => points.exists(id), clock),
+    gc,
+    collectGarbage,
     close: () => db.close(),
   };
 }

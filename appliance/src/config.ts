@@ -9,6 +9,8 @@ const ConfigSchema = z.strictObject({
   blockSize: z.number().int().min(MIN_BLOCK_SIZE).max(MAX_BLOCK_SIZE).multipleOf(4096),
   enrollTokenTtlHours: z.number().min(0.01).max(24 * 30),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']),
+  /** A job whose agent stays unreachable longer than this is Suspended (15 minutes; tests scale it down). */
+  suspendAfterSeconds: z.number().min(1).max(7 * 24 * 3600),
 });
 export type Config = Readonly<z.infer<typeof ConfigSchema>>;
 
@@ -20,6 +22,7 @@ export interface ConfigInput {
   listen?: string | undefined;
   blockSize?: string | undefined;
   logLevel?: string | undefined;
+  suspendAfter?: string | undefined;
 }
 
 function splitListen(listen: string): { host: string; port: number } {
@@ -39,6 +42,7 @@ export function loadConfig(flags: ConfigInput, env: NodeJS.ProcessEnv = process.
     blockSize: Number(flags.blockSize ?? env.FERRY_BLOCK_SIZE ?? DEFAULT_BLOCK_SIZE),
     enrollTokenTtlHours: Number(env.FERRY_ENROLL_TOKEN_TTL_HOURS ?? 24),
     logLevel: flags.logLevel ?? env.FERRY_LOG_LEVEL ?? 'info',
+    suspendAfterSeconds: Number(flags.suspendAfter ?? env.FERRY_SUSPEND_AFTER_SECONDS ?? 900),
   };
   const parsed = ConfigSchema.safeParse(raw);
   if (!parsed.success) {

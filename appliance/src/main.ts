@@ -1,4 +1,3 @@
-import https from 'node:https';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
@@ -6,7 +5,7 @@ import pino from 'pino';
 import { FerryError, formatBytes, initHashing, exitWithError } from '@ferry/protocol';
 import { loadConfig, type ConfigInput } from './config.js';
 import { buildAppliance, dataPaths } from './appliance.js';
-import { createApp } from './http/app.js';
+import { startServer } from './server.js';
 import { createLogger } from './log.js';
 import { loadOrCreateCertificate } from './tls/certificate.js';
 
@@ -22,35 +21,22 @@ function dataOption(cmd: Command): Command {
 async function serve(opts: ConfigInput): Promise<void> {
   const config = loadConfig(opts);
   await initHashing();
-  const paths = dataPaths(config.dataDir);
-  const log = createLogger(paths.logs, config.logLevel);
-  const appliance = buildAppliance(config, log);
-  const tls = await loadOrCreateCertificate(paths.cert, paths.key);
-  const app = createApp(appliance, log, { fingerprint: tls.fingerprint, version: VERSION, webRoot: WEB_ROOT });
-  const server = https.createServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' }, app);
-  server.requestTimeout = 0; // uploads and restore streams are long; idle sockets are still timed out below
-  server.headersTimeout = 30_000;
-  server.keepAliveTimeout = 30_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) =>
-      reject(new FerryError('CONFIG_INVALID', `cannot listen on ${config.listenHost}:${config.listenPort}: ${err.code ?? err.message}`)),
-    );
-    server.listen(config.listenPort, config.listenHost, resolve);
-  });
-  const addr = server.address();
-  const port = typeof addr === 'object' && addr ? addr.port : config.listenPort;
+  const log = createLogger(dataPaths(config.dataDir).logs, config.logLevel);
+  const server = await startServer(config, log, { version: VERSION, webRoot: WEB_ROOT });
   process.stdout.write(
-    `Ferry appliance ${VERSION} listening on https://${config.listenHost}:${port}\n` +
+    `Ferry appliance ${VERSION} listening on https://${config.listenHost}:${server.port}\n` +
       `Data directory: ${config.dataDir}\n` +
-      `Certificate fingerprint: ${tls.fingerprint}\n`,
+      `Certificate fingerprint: ${server.fingerprint}\n`,
   );
-  log.info({ port, dataDir: config.dataDir }, 'appliance started');
   const stop = (signal: string): void => {
     log.info({ signal }, 'stopping');
-    server.close();
-    server.closeAllConnections();
-    appliance.close();
-    process.exit(0);
+    server.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, 'error while stopping');
+        process.exit(1);
+      },
+    );
   };
   process.once('SIGINT', () => stop('SIGINT'));
   process.once('SIGTERM', () => stop('SIGTERM'));
@@ -67,6 +53,7 @@ dataOption(program.command('serve').description('run the appliance (HTTPS API an
   .option('--listen <host:port>', 'address to listen on (env FERRY_LISTEN; default 0.0.0.0:8443)')
   .addOption(new Option('--block-size <bytes>', 'block size for new cycles (env FERRY_BLOCK_SIZE; default 1048576)').hideHelp())
   .option('--log-level <level>', 'fatal|error|warn|info|debug|trace (env FERRY_LOG_LEVEL)')
+  .addOption(new Option('--suspend-after <seconds>', 'suspend a job whose agent is unreachable this long (env FERRY_SUSPEND_AFTER_SECONDS; default 900)').hideHelp())
   .action((opts: ConfigInput) => serve(opts));
 
 dataOption(program.command('fingerprint').description("print the appliance certificate's SHA-256 fingerprint")).action(async (opts: ConfigInput) => {

@@ -53,7 +53,7 @@ export interface CycleDiskState {
 export interface CycleState {
   id: number;
   sourceId: number;
-  state: 'running' | 'committed' | 'abandoned';
+  state: 'running' | 'committed' | 'abandoned' | 'deleted';
   resumed: boolean;
   disks: CycleDiskState[];
 }
@@ -119,4 +119,26 @@ export interface SourceSummary {
   os: string | null;
   lastSeen: string | null;
   disks: { id: number; key: string; size: number }[];
+}
+
+export const CreateRestoreRequestSchema = z.strictObject({ pointId: z.number().int().positive() });
+export type CreateRestoreRequest = z.infer<typeof CreateRestoreRequestSchema>;
+
+export interface RestoreView {
+  id: number;
+  pointId: number;
+  state: 'active' | 'finished' | 'cancelled';
+  createdAt: string;
+  finishedAt: string | null;
+}
+
+export interface GcReport {
+  chunksBefore: number;
+  chunksReferenced: number;
+  chunksDeleted: number;
+  bytesFreed: number;
+  chunksProtected: number;
+  indexDirsRemoved: number;
+  tempFilesRemoved: number;
+  seconds: number;
 }

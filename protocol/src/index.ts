@@ -11,3 +11,5 @@ export * from './units.js';
 export * from './progress.js';
 export * from './disk/index.js';
 export * from './cli-exit.js';
+export * from './jobs.js';
+export * from './events.js';

@@ -102,6 +102,15 @@ export class ApplianceClient {
     this.#auth = auth;
   }
 
+  /** The pinning agent, for other clients of the same appliance (the socket.io control channel). */
+  get httpsAgent(): https.Agent {
+    return this.#agent;
+  }
+
+  get credential(): string | undefined {
+    return this.#auth;
+  }
+
   setAuth(token: string): void {
     this.#auth = token;
   }

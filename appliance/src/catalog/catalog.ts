@@ -27,10 +27,22 @@ export function openCatalog(file: string, migrationsDir = MIGRATIONS_DIR): Catal
     const version = Number(f.slice(0, 3));
     if (applied.has(version)) continue;
     const sql = readFileSync(path.join(migrationsDir, f), 'utf8');
-    db.transaction(() => {
-      db.exec(sql);
-      db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(version, f, new Date().toISOString());
-    })();
+    // A migration that rebuilds a table runs with foreign keys off (SQLite's documented procedure); they are
+    // checked before its transaction commits, so a bad migration changes nothing.
+    const rebuild = sql.startsWith('-- foreign_keys: off');
+    if (rebuild) db.pragma('foreign_keys = OFF');
+    try {
+      db.transaction(() => {
+        db.exec(sql);
+        if (rebuild) {
+          const broken = db.prepare('PRAGMA foreign_key_check').all();
+          if (broken.length > 0) throw new Error(`migration ${f} breaks foreign keys: ${JSON.stringify(broken.slice(0, 5))}`);
+        }
+        db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(version, f, new Date().toISOString());
+      })();
+    } finally {
+      if (rebuild) db.pragma('foreign_keys = ON');
+    }
   }
   return db;
 }

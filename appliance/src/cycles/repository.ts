@@ -5,7 +5,8 @@ import { now } from '../catalog/catalog.js';
 export interface CycleRow {
   id: number;
   source_id: number;
-  state: 'running' | 'committed' | 'abandoned';
+  job_id: number | null;
+  state: 'running' | 'committed' | 'abandoned' | 'deleted';
   started_at: string;
   finished_at: string | null;
   point_name: string | null;
@@ -48,6 +49,10 @@ export class CycleRepository {
 
   running(sourceId: number): CycleRow | undefined {
     return this.db.prepare("SELECT * FROM cycles WHERE source_id = ? AND state = 'running' ORDER BY id DESC LIMIT 1").get(sourceId) as CycleRow | undefined;
+  }
+
+  runningIds(): number[] {
+    return (this.db.prepare("SELECT id FROM cycles WHERE state = 'running' ORDER BY id").all() as { id: number }[]).map((r) => r.id);
   }
 
   disks(cycleId: number): CycleDiskRow[] {

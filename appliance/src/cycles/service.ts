@@ -19,6 +19,7 @@ import {
 import type { Logger } from 'pino';
 import type { ChunkStore, StagedChunk } from '../store/chunk-store.js';
 import type { IndexFiles } from '../store/index-file.js';
+import type { ChunkGuard } from '../gc/guard.js';
 import type { SourceRepository } from '../sources/repository.js';
 import type { CycleDiskRow, CycleRepository, CycleRow } from './repository.js';
 import { KeyedLock } from './lock.js';
@@ -33,6 +34,14 @@ interface DiskCursor {
   entries: Buffer[];
 }
 
+/** What jobs need to know about cycles (implemented by the job service). */
+export interface CycleHooks {
+  /** Refuses a cycle the source's job does not allow; returns the job the cycle belongs to, or null. */
+  beforeCycleStart(sourceId: number): number | null;
+  cycleStarted(jobId: number, cycleId: number, resumed: boolean): void;
+  cycleCommitted(jobId: number, cycleId: number, pointName: string): Promise<void>;
+}
+
 export class CycleService {
   readonly #lock = new KeyedLock();
   /** Chunk ids known present per cycle (its previous points' chunks plus what it stored), to skip a stat per block. */
@@ -45,7 +54,12 @@ export class CycleService {
     private readonly indexes: IndexFiles,
     private readonly defaultBlockSize: number,
     private readonly log: Logger,
-  ) {}
+    private readonly hooks: CycleHooks,
+    private readonly guard: ChunkGuard,
+  ) {
+    // Cycles left running by the last process: protected as if they started now (nothing older is remembered).
+    for (const id of cycles.runningIds()) guard.cycleStarted(id);
+  }
 
   state(cycleId: number): CycleState {
     const c = this.#get(cycleId);
@@ -65,6 +79,7 @@ export class CycleService {
     if (new Set(req.disks.map((d) => d.key)).size !== req.disks.length) {
       throw new FerryError('DISK_INVALID', 'the same disk is listed twice in one cycle');
     }
+    const jobId = this.hooks.beforeCycleStart(sourceId);
     const diskIds = req.disks.map((d) => this.sources.upsertDisk(sourceId, d));
     const running = this.cycles.running(sourceId);
     if (running) {
@@ -76,11 +91,14 @@ export class CycleService {
       if (same && !intact) this.log.warn({ cycle: running.id }, 'running cycle has no index files (crash at its start): starting anew');
       if (intact) {
         this.log.info({ cycle: running.id, sourceId }, 'resuming running cycle');
+        this.guard.cycleStarted(running.id);
+        if (jobId !== null) this.hooks.cycleStarted(jobId, running.id, true);
         return this.#toState(running, true);
       }
       this.log.info({ cycle: running.id, sourceId }, 'abandoning running cycle: the disk set changed');
       this.cycles.abandon(running.id);
       this.#known.delete(running.id);
+      this.guard.cycleEnded(running.id);
     }
     const disks = req.disks.map((d, i) => ({
       diskId: diskIds[i]!,
@@ -91,16 +109,20 @@ export class CycleService {
       layout: d.layout ? JSON.stringify(d.layout) : null,
     }));
     const id = this.cycles.create(sourceId, disks);
+    this.guard.cycleStarted(id);
     for (const d of disks) {
       await this.indexes.create(id, d.diskId, { blockSize, diskSize: d.size, blockCount: d.blockCount });
     }
     this.log.info({ cycle: id, sourceId, disks: disks.length }, 'cycle started');
+    if (jobId !== null) this.hooks.cycleStarted(jobId, id, false);
     return this.#toState(this.#get(id), false);
   }
 
   async missing(ids: string[]): Promise<string[]> {
     const out: string[] = [];
     for (const id of ids) {
+      // Touched first: the agent will name a chunk reported present without sending it (see ChunkGuard).
+      this.guard.touch(id);
       if (!(await this.chunks.has(id))) out.push(id);
     }
     return out;
@@ -141,6 +163,7 @@ export class CycleService {
               throw new FerryError('CHUNK_MISMATCH', `chunk ${id} does not hash to its id; nothing of this batch was stored`);
             }
             // Dedupe against the disk, not against what earlier points name: a chunk that vanished must be storable again.
+            this.guard.touch(id);
             if (staged.has(id) || (await this.chunks.has(id))) {
               deduplicated++;
               known.add(id);
@@ -172,6 +195,7 @@ export class CycleService {
                 throw new FerryError('STREAM_INVALID', `disk slot ${frame.disk} block ${frame.blockNo} names chunk ${id}, whose length or xxh64 does not fit that block`);
               }
               if (!staged.has(id) && !known.has(id)) {
+                this.guard.touch(id);
                 if (!(await this.chunks.has(id))) {
                   throw new FerryError('CHUNK_MISSING', `disk slot ${frame.disk} block ${frame.blockNo} names chunk ${id}, which the appliance does not hold`);
                 }
@@ -189,6 +213,8 @@ export class CycleService {
       }
       // Write ordering: chunk files durable → index entries durable → positions committed.
       try {
+        // Touched again just before they become visible to a collection's sweep.
+        for (const id of staged.keys()) this.guard.touch(id);
         await this.chunks.commitStaged([...staged.values()]);
         for (const cur of cursors) {
           if (cur.entries.length > 0) await this.indexes.writeEntries(cycleId, cur.row.disk_id, cur.first, Buffer.concat(cur.entries));
@@ -263,10 +289,23 @@ export class CycleService {
       }
       for (const [i, r] of rows.entries()) await this.indexes.seal(cycleId, r.disk_id, loaded[i]!);
       const name = this.cycles.commit(cycleId, counts, req.stats);
+      this.guard.cycleEnded(cycleId);
       this.#known.delete(cycleId);
       this.log.info({ cycle: cycleId, name }, 'point committed');
+      const jobId = this.cycles.get(cycleId)?.job_id ?? null;
+      if (jobId !== null) {
+        // The point is committed whatever the job does next; a failure there is logged, not sent to the agent.
+        await this.hooks.cycleCommitted(jobId, cycleId, name).catch((err: unknown) => this.log.error({ err, cycle: cycleId, jobId }, 'job update after commit failed'));
+      }
       return { pointId: cycleId, name };
     });
+  }
+
+  /** Abandons a running cycle (its job was cancelled or completed); its index files are left to GC. */
+  abandon(cycleId: number): void {
+    this.cycles.abandon(cycleId);
+    this.guard.cycleEnded(cycleId);
+    this.#known.delete(cycleId);
   }
 
   #get(cycleId: number): CycleRow {

@@ -44,6 +44,18 @@ function toFerryError(err: unknown): FerryError {
   return new FerryError('INTERNAL', 'internal error: this is a bug; the appliance log has the details', { cause: err });
 }
 
+/** The reply of a socket.io event handler: one shape for every event, errors logged like HTTP ones. */
+export async function replyOf<T>(log: Logger, event: string, fn: () => T | Promise<T>): Promise<Reply<T>> {
+  try {
+    return { ok: true, data: await fn() };
+  } catch (err) {
+    const fe = toFerryError(err);
+    if (fe.code === 'INTERNAL' || !ERRORS[fe.code].user) log.error({ err, event }, fe.message);
+    else log.warn({ code: fe.code, event }, fe.message);
+    return { ok: false, code: fe.code, message: fe.message, hint: fe.hint };
+  }
+}
+
 export function errorHandler(log: Logger) {
   return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
     const fe = toFerryError(err);

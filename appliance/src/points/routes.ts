@@ -19,8 +19,18 @@ function drained(res: Response): Promise<void> {
   });
 }
 
-export function pointRoutes(points: PointService): Router {
+export function pointRoutes(points: PointService, collectGarbage: (reason: string) => void): Router {
   const r = Router();
+  r.delete(
+    '/points/:id',
+    json(async (req, res) => {
+      assertAdmin(principal(res));
+      const id = intParam(req.params.id, 'point id');
+      await points.delete(id);
+      collectGarbage(`point ${id} deleted`);
+      return { deleted: id };
+    }),
+  );
   r.get(
     '/points',
     json((req, res) => {

@@ -11,6 +11,8 @@ import {
   type PointStats,
 } from '@ferry/protocol';
 import type { CycleRepository, CycleRow } from '../cycles/repository.js';
+import { now } from '../catalog/catalog.js';
+import type { PointRepository } from './repository.js';
 import type { SourceRepository } from '../sources/repository.js';
 import type { ChunkStore } from '../store/chunk-store.js';
 import type { IndexFiles } from '../store/index-file.js';
@@ -24,7 +26,29 @@ export class PointService {
     private readonly sources: SourceRepository,
     private readonly chunks: ChunkStore,
     private readonly indexes: IndexFiles,
+    private readonly pointRepo: PointRepository,
   ) {}
+
+  exists(pointId: number): boolean {
+    return this.cycles.get(pointId)?.state === 'committed';
+  }
+
+  /** Why the point cannot be deleted now ('restore' or 'running cycle'), or null. */
+  inUse(pointId: number): string | null {
+    return this.pointRepo.inUse(pointId);
+  }
+
+  /**
+   * Deletes a point: first its catalog row (so nothing names it any more), then its index files. Its chunks
+   * stay until garbage collection finds no other point or running cycle using them.
+   */
+  async delete(pointId: number): Promise<void> {
+    const c = this.#committed(pointId);
+    const use = this.pointRepo.inUse(pointId);
+    if (use) throw new FerryError('POINT_IN_USE', `${c.point_name ?? `point ${pointId}`} is in use by a ${use}`);
+    if (!this.pointRepo.markDeleted(pointId, now())) throw new FerryError('POINT_NOT_FOUND', `point ${pointId} does not exist`);
+    await this.indexes.removeCycle(pointId);
+  }
 
   list(sourceId?: number): Point[] {
     return this.cycles.points(sourceId).map((c) => this.#toPoint(c));

@@ -29,6 +29,10 @@ export class SourceRepository {
     return this.db.prepare('SELECT 1 FROM sources WHERE id = ?').get(sourceId) !== undefined;
   }
 
+  get(sourceId: number): { id: number; name: string; last_seen: string | null } | undefined {
+    return this.db.prepare('SELECT id, name, last_seen FROM sources WHERE id = ?').get(sourceId) as { id: number; name: string; last_seen: string | null } | undefined;
+  }
+
   name(sourceId: number): string {
     return (this.db.prepare('SELECT name FROM sources WHERE id = ?').get(sourceId) as { name: string }).name;
   }

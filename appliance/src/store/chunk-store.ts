@@ -39,7 +39,18 @@ export class ChunkDamagedError extends FerryError {
  * directory small even with hundreds of millions of chunks. Writes are staged under a temporary name and
  * made visible only by commitStaged() after fsync, so a visible chunk file is always complete.
  */
+/** A staged chunk's temporary name: `<64 hex>.tmp-<12 hex>` beside its final name. */
+const TEMP_NAME = /^[0-9a-f]{64}\.tmp-[0-9a-f]{12}$/;
+const LEVEL_DIR = /^[0-9a-f]{2}$/;
+
 export class ChunkStore {
+  /** Removals in progress: has() waits for them, so nobody believes in a chunk that is being deleted. */
+  readonly #removing = new Map<string, Promise<number>>();
+  /** Directories with removals not yet fsynced (syncRemovals() does them in one batch). */
+  readonly #unsynced = new Set<string>();
+  /** Temporary files of uploads in progress: never stale, however slow the upload. */
+  readonly #inFlight = new Set<string>();
+
   constructor(readonly root: string) {}
 
   pathOf(id: string): string {
@@ -48,8 +59,12 @@ export class ChunkStore {
   }
 
   async has(id: string): Promise<boolean> {
+    const file = this.pathOf(id);
+    // Checked before the first await: a removal registered after this call started cannot be missed (see remove()).
+    const removal = this.#removing.get(id);
+    if (removal) await removal.catch(() => undefined);
     try {
-      await stat(this.pathOf(id));
+      await stat(file);
       return true;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
@@ -63,13 +78,21 @@ export class ChunkStore {
     const final = this.pathOf(hex);
     const created = await mkdir(path.dirname(final), { recursive: true });
     const tmp = `${final}.tmp-${randomBytes(6).toString('hex')}`;
-    const file = await open(tmp, 'wx', 0o640);
+    this.#inFlight.add(tmp);
+    let file: FileHandle;
+    try {
+      file = await open(tmp, 'wx', 0o640);
+    } catch (err) {
+      this.#inFlight.delete(tmp);
+      throw err;
+    }
     const header = encodeChunkHeader(id, codec, rawLength, payload);
     try {
       await file.writev([header, payload]);
     } catch (err) {
       await file.close();
       await unlink(tmp).catch(() => undefined);
+      this.#inFlight.delete(tmp);
       throw err;
     }
     return { id: hex, tmp, final, file, bytes: header.length + payload.length, newDirs: created !== undefined };
@@ -83,7 +106,10 @@ export class ChunkStore {
         await s.file.close();
       }),
     );
-    for (const s of staged) await rename(s.tmp, s.final);
+    for (const s of staged) {
+      await rename(s.tmp, s.final);
+      this.#inFlight.delete(s.tmp);
+    }
     const dirs = new Set(staged.map((s) => path.dirname(s.final)));
     for (const s of staged.filter((x) => x.newDirs)) {
       dirs.add(path.dirname(path.dirname(s.final)));
@@ -97,8 +123,68 @@ export class ChunkStore {
       staged.map(async (s) => {
         await s.file.close().catch(() => undefined);
         await unlink(s.tmp).catch(() => undefined);
+        this.#inFlight.delete(s.tmp);
       }),
     );
+  }
+
+  /**
+   * Deletes a chunk file; resolves to the bytes freed (0 if it was already gone). The removal is registered
+   * before this returns, so a has() called after it waits for the unlink and answers false. Directory fsyncs
+   * are batched: call syncRemovals().
+   */
+  remove(id: string): Promise<number> {
+    const file = this.pathOf(id);
+    const pending = this.#removing.get(id);
+    if (pending) return pending;
+    const removal = (async () => {
+      try {
+        const { size } = await stat(file);
+        await unlink(file);
+        this.#unsynced.add(path.dirname(file));
+        return size;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+        throw err;
+      } finally {
+        this.#removing.delete(id);
+      }
+    })();
+    this.#removing.set(id, removal);
+    return removal;
+  }
+
+  /** fsyncs the directories that lost files since the last call, so those removals survive power loss. */
+  async syncRemovals(): Promise<void> {
+    const dirs = [...this.#unsynced];
+    this.#unsynced.clear();
+    await Promise.all(dirs.map((d) => fsyncDir(d)));
+  }
+
+  /**
+   * Deletes temporary chunk files left by crashed uploads: only those last modified more than `olderThanMs`
+   * ago and not staged by an upload still in progress in this process. Returns how many it deleted.
+   */
+  async removeStaleTemps(olderThanMs: number): Promise<number> {
+    let removed = 0;
+    for await (const { dir, names } of this.#leafDirs()) {
+      for (const name of names) {
+        const file = path.join(dir, name);
+        if (!TEMP_NAME.test(name) || this.#inFlight.has(file)) continue;
+        try {
+          const { mtimeMs } = await stat(file);
+          if (Date.now() - mtimeMs <= olderThanMs || this.#inFlight.has(file)) continue;
+          await unlink(file);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+          throw err;
+        }
+        this.#unsynced.add(dir);
+        removed++;
+      }
+    }
+    await this.syncRemovals();
+    return removed;
   }
 
   /** Reads a chunk file and checks its header and payload checksum (not the plaintext hash). */
@@ -145,14 +231,20 @@ export class ChunkStore {
 
   /** Every chunk id present in the store (temporary files excluded). */
   async *ids(): AsyncGenerator<string> {
+    for await (const { names } of this.#leafDirs()) {
+      for (const f of names) if (CHUNK_ID_PATTERN.test(f)) yield f;
+    }
+  }
+
+  /** Each `ab/cd` directory with its sorted file names; directories are never removed (stage() races with that). */
+  async *#leafDirs(): AsyncGenerator<{ dir: string; names: string[] }> {
     const level1 = await readdir(this.root).catch(() => [] as string[]);
     for (const a of level1.sort()) {
-      if (!/^[0-9a-f]{2}$/.test(a)) continue;
+      if (!LEVEL_DIR.test(a)) continue;
       for (const b of (await readdir(path.join(this.root, a))).sort()) {
-        if (!/^[0-9a-f]{2}$/.test(b)) continue;
-        for (const f of (await readdir(path.join(this.root, a, b))).sort()) {
-          if (CHUNK_ID_PATTERN.test(f)) yield f;
-        }
+        if (!LEVEL_DIR.test(b)) continue;
+        const dir = path.join(this.root, a, b);
+        yield { dir, names: (await readdir(dir)).sort() };
       }
     }
   }

@@ -1,5 +1,6 @@
-import { access, mkdir, open, readFile } from 'node:fs/promises';
+import { access, mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
 import path from 'node:path';
+import { randomBytes } from 'node:crypto';
 import {
   BlockIndex,
   decodeIndexHeader,
@@ -25,18 +26,45 @@ export class IndexFiles {
     return path.join(this.root, String(cycleId), `${diskId}.fidx`);
   }
 
+  /**
+   * Creates a running cycle's index, every entry Pending. Built under a temporary name and renamed into place,
+   * so a reader (garbage collection marking a running cycle) sees no file or a whole one, never a partial one.
+   */
   async create(cycleId: number, diskId: number, geometry: Omit<IndexHeader, 'sealed' | 'entriesXxh64'>): Promise<void> {
     const file = this.pathOf(cycleId, diskId);
     await mkdir(path.dirname(file), { recursive: true });
-    const fh = await open(file, 'w', 0o640);
+    const tmp = `${file}.tmp-${randomBytes(6).toString('hex')}`;
+    const fh = await open(tmp, 'wx', 0o640);
     try {
       await fh.write(encodeIndexHeader({ ...geometry, sealed: false, entriesXxh64: 0n }), 0, INDEX_HEADER_BYTES, 0);
       await fh.truncate(INDEX_HEADER_BYTES + geometry.blockCount * INDEX_ENTRY_BYTES);
       await fh.sync();
-    } finally {
+    } catch (err) {
       await fh.close();
+      await unlink(tmp).catch(() => undefined);
+      throw err;
     }
+    await fh.close();
+    await rename(tmp, file);
     await fsyncDir(path.dirname(file));
+    await fsyncDir(this.root);
+  }
+
+  /** Ids of the cycles that have an index directory (whatever their state in the catalog). */
+  async cycleIds(): Promise<number[]> {
+    const entries = await readdir(this.root, { withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return [];
+      throw err;
+    });
+    return entries
+      .filter((e) => e.isDirectory() && /^[1-9][0-9]{0,15}$/.test(e.name))
+      .map((e) => Number(e.name))
+      .sort((a, b) => a - b);
+  }
+
+  /** Deletes a cycle's index directory and makes that durable; a missing directory is not an error. */
+  async removeCycle(cycleId: number): Promise<void> {
+    await rm(path.join(this.root, String(cycleId)), { recursive: true, force: true });
     await fsyncDir(this.root);
   }
 
@@ -105,6 +133,20 @@ export class IndexFiles {
       const header = decodeIndexHeader(whole);
       return new BlockIndex({ ...header, sealed: false }, whole.subarray(INDEX_HEADER_BYTES));
     });
+  }
+
+  /**
+   * The entries of a cycle's index as written so far (Pending where nothing was acknowledged yet), without the
+   * entries checksum; null when the file does not exist (a cycle whose start was interrupted). Entries being
+   * written concurrently may read as old or new: callers must not rely on the newest ones.
+   */
+  async loadWritten(cycleId: number, diskId: number): Promise<BlockIndex | null> {
+    try {
+      return await this.loadForCommit(cycleId, diskId);
+    } catch (err) {
+      if (err instanceof FerryError && (err.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') return null;
+      throw err;
+    }
   }
 
   /** Writes the entries checksum and the sealed flag of an index loaded by loadForCommit, and fsyncs it. */

@@ -15,7 +15,7 @@ export interface VerifyReport {
   chunksChecked: number;
   bytesChecked: number;
   damagedChunks: { id: string; problem: string; points: string[] }[];
-  /** Chunks on disk that no point names (left by abandoned cycles; garbage collection, still to come with jobs, will remove them). */
+  /** Chunks on disk that no point names (left by abandoned cycles and deleted points until garbage collection removes them). */
   unreferencedChunks: number;
 }
 

@@ -1,0 +1,80 @@
+import type { Socket } from 'socket.io';
+import {
+  FerryError,
+  type AgentToServerEvents,
+  type Reply,
+  type RunCycleCommand,
+  type ServerToAgentEvents,
+  type StopCycleCommand,
+  type Throttle,
+} from '@ferry/protocol';
+import type { Clock } from '../clock.js';
+import type { AgentLink } from '../jobs/service.js';
+
+export interface AgentSocketData {
+  sourceId: number;
+  agentId: number;
+}
+
+export type AgentSocket = Socket<AgentToServerEvents, ServerToAgentEvents, Record<string, never>, AgentSocketData>;
+
+/** The control connections of active-mode agents, one per source, and the commands sent over them. */
+export class AgentHub implements AgentLink {
+  readonly #sockets = new Map<number, AgentSocket>();
+  readonly #offlineSince = new Map<number, number>();
+  readonly #startedAt: number;
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly commandTimeoutMs = 15_000,
+  ) {
+    this.#startedAt = clock.now();
+  }
+
+  /** Registers a connection; returns the source's previous one (a restarted agent whose old link has not timed out yet). */
+  attach(socket: AgentSocket): AgentSocket | undefined {
+    const previous = this.#sockets.get(socket.data.sourceId);
+    this.#sockets.set(socket.data.sourceId, socket);
+    this.#offlineSince.delete(socket.data.sourceId);
+    return previous === socket ? undefined : previous;
+  }
+
+  /** Forgets a connection; false when a newer one of the same source already replaced it. */
+  detach(socket: AgentSocket): boolean {
+    if (this.#sockets.get(socket.data.sourceId) !== socket) return false;
+    this.#sockets.delete(socket.data.sourceId);
+    this.#offlineSince.set(socket.data.sourceId, this.clock.now());
+    return true;
+  }
+
+  /** Cuts a source's agent off (its credential was revoked, or the appliance stops). */
+  disconnect(sourceId: number): void {
+    this.#sockets.get(sourceId)?.disconnect(true);
+  }
+
+  online(sourceId: number): boolean {
+    return this.#sockets.has(sourceId);
+  }
+
+  offlineSince(sourceId: number): number {
+    return this.#offlineSince.get(sourceId) ?? this.#startedAt;
+  }
+
+  run(sourceId: number, cmd: RunCycleCommand): Promise<Reply<{ started: boolean }>> {
+    return this.#socket(sourceId).timeout(this.commandTimeoutMs).emitWithAck('cycle.run', cmd);
+  }
+
+  stop(sourceId: number, cmd: StopCycleCommand): Promise<Reply<{ stopped: boolean }>> {
+    return this.#socket(sourceId).timeout(this.commandTimeoutMs).emitWithAck('cycle.stop', cmd);
+  }
+
+  throttle(sourceId: number, throttle: Throttle): Promise<Reply<{ applied: boolean }>> {
+    return this.#socket(sourceId).timeout(this.commandTimeoutMs).emitWithAck('throttle.set', throttle);
+  }
+
+  #socket(sourceId: number): AgentSocket {
+    const s = this.#sockets.get(sourceId);
+    if (!s) throw new FerryError('APPLIANCE_UNREACHABLE', `the agent of source ${sourceId} is not connected`);
+    return s;
+  }
+}

@@ -1,0 +1,22 @@
+import type { Socket } from 'socket.io';
+import { FerryError } from '@ferry/protocol';
+import type { AuthService, Principal } from '../auth/service.js';
+
+/**
+ * socket.io handshake check: the credential travels as `auth: { token }`. A refusal carries the error code and
+ * hint in `data`, like an HTTP error reply, so the client can say what to do.
+ */
+export function socketAuth(auth: AuthService, kind: Principal['kind'], accept: (socket: Socket, p: Principal) => void) {
+  return (socket: Socket, next: (err?: Error) => void): void => {
+    try {
+      const token = (socket.handshake.auth as { token?: unknown }).token;
+      const p = auth.authenticate(typeof token === 'string' ? `Bearer ${token}` : undefined);
+      if (p.kind !== kind) throw new FerryError('FORBIDDEN', `this channel takes an ${kind} credential`);
+      accept(socket, p);
+      next();
+    } catch (err) {
+      const fe = err instanceof FerryError ? err : new FerryError('AUTH_INVALID', 'the credential was refused');
+      next(Object.assign(new Error(fe.message), { data: { code: fe.code, hint: fe.hint } }));
+    }
+  };
+}

@@ -1,0 +1,4 @@
+/** What tests that run the appliance in their own process use (an in-process server with a hand-moved clock). */
+export { startServer, type RunningServer } from './server.js';
+export { loadConfig } from './config.js';
+export { ManualClock } from './clock.js';

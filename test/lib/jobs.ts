@@ -1,0 +1,94 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { API_PREFIX, ApplianceClient, type JobView } from '@ferry/protocol';
+import { loadConfig, ManualClock, startServer, type RunningServer } from '@ferry/appliance/testing';
+import { ferryOk, ROOT } from './cli.js';
+
+/**
+ * An appliance running inside the test process with a clock the test moves by hand, so schedules of hours
+ * run in seconds. Everything else is real: HTTPS, socket.io, SQLite, the chunk store, and agents as processes.
+ */
+export interface TestAppliance {
+  server: RunningServer;
+  clock: ManualClock;
+  admin: ApplianceClient;
+  dataDir: string;
+  enroll(stateDir: string, name: string): Promise<void>;
+  job(id: number): Promise<JobView>;
+  /** Moves the clock and runs the scheduler once. */
+  advance(ms: number): Promise<void>;
+  waitFor(what: string, jobId: number, pred: (j: JobView) => boolean, timeoutMs?: number): Promise<JobView>;
+  close(): Promise<void>;
+}
+
+export async function startTestAppliance(opts: { suspendAfterSeconds?: number } = {}): Promise<TestAppliance> {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'ferry-jobs-appliance-'));
+  const clock = new ManualClock(Date.parse('2026-03-01T08:00:00Z'));
+  const config = loadConfig({ data: dataDir, listen: '127.0.0.1:0', suspendAfter: String(opts.suspendAfterSeconds ?? 900) }, {});
+  const server = await startServer(config, pino({ level: process.env.FERRY_TEST_LOG ?? 'silent' }), {
+    version: 'test',
+    webRoot: path.join(ROOT, 'web/dist'),
+    clock,
+  });
+  const admin = new ApplianceClient(server.url, server.fingerprint, server.appliance.auth.createApiToken('test'));
+  const job = (id: number): Promise<JobView> => admin.json<JobView>(`${API_PREFIX}/jobs/${id}`);
+  return {
+    server,
+    clock,
+    admin,
+    dataDir,
+    enroll: async (stateDir, name) => {
+      const token = server.appliance.auth.createEnrollToken(1).token;
+      await ferryOk('agent', ['enroll', '--appliance', server.url, '--fingerprint', server.fingerprint, '--token', token, '--state', stateDir, '--name', name]);
+    },
+    job,
+    advance: async (ms) => {
+      clock.advance(ms);
+      await server.appliance.jobs.tick();
+    },
+    waitFor: async (what, jobId, pred, timeoutMs = 120_000) => {
+      const deadline = Date.now() + timeoutMs;
+      let last: JobView | undefined;
+      while (Date.now() < deadline) {
+        last = await job(jobId);
+        if (pred(last)) return last;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error(`timed out waiting for job ${jobId}: ${what}; last seen ${JSON.stringify(last, null, 1)}\n${server.appliance.jobs.logText(jobId)}`);
+    },
+    close: async () => {
+      admin.close();
+      await server.close();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface AgentDaemon {
+  process: ChildProcess;
+  output(): string;
+  kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** Runs `ferry-agent run` as a field engineer's systemd unit would, on the given disks. */
+export function startAgentDaemon(stateDir: string, disks: string[]): AgentDaemon {
+  const child = spawn(process.execPath, [path.join(ROOT, 'agent/bin/ferry-agent.js'), 'run', '--state', stateDir, '--disk', ...disks], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  return {
+    process: child,
+    output: () => out,
+    kill: async (signal = 'SIGTERM') => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill(signal);
+      await exited;
+    },
+  };
+}
