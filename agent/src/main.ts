@@ -1,4 +1,3 @@
-import { realpath } from 'node:fs/promises';
 import os from 'node:os';
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
@@ -13,8 +12,11 @@ import {
   exitWithError,
 } from '@ferry/protocol';
 import { DEFAULT_STATE_DIR, loadState, saveState } from './state.js';
-import { listDisks, openDisk, readDiskLayout, usedExtents, type Disk, type DiskLayout, type UsageMap } from './disk/index.js';
-import { runCycle, type SourceDisk } from './backup/cycle.js';
+import { listDisks } from './disk/index.js';
+import { examine, openSourceDisk, type SourceDisk } from './disk/source.js';
+import { runCycle } from './backup/cycle.js';
+import { runDaemon } from './control/daemon.js';
+import { timestampedLog } from './control/log.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -24,26 +26,6 @@ interface StateOpt {
 
 function withState(cmd: Command): Command {
   return cmd.option('--state <dir>', 'agent state directory (enrollment, credential)', process.env.FERRY_AGENT_STATE ?? DEFAULT_STATE_DIR);
-}
-
-async function openSourceDisk(path: string): Promise<{ disk: Disk; key: string }> {
-  try {
-    const key = await realpath(path);
-    return { disk: await openDisk(key), key };
-  } catch (err) {
-    throw new FerryError('DISK_UNREADABLE', `cannot open disk ${path}: ${(err as Error).message}`, { cause: err });
-  }
-}
-
-/** Partition table, filesystems and used bytes of one disk; a damaged table is the disk's problem, not a bug. */
-async function examine(disk: Disk): Promise<{ layout: DiskLayout; usage: UsageMap }> {
-  try {
-    const layout = await readDiskLayout(disk);
-    return { layout, usage: await usedExtents(disk, layout) };
-  } catch (err) {
-    if (err instanceof FerryError) throw err;
-    throw new FerryError('DISK_UNREADABLE', `cannot read the layout of ${disk.path}: ${(err as Error).message}`, { cause: err });
-  }
 }
 
 const program = new Command('ferry-agent')
@@ -144,6 +126,14 @@ withState(program.command('backup').description('run one backup cycle now: full 
       for (const d of disks) await d.disk.close();
       client.close();
     }
+  });
+
+withState(program.command('run').description('run as a service: keep a control connection to the appliance and run the backup cycles it asks for'))
+  .option('--disk <path...>', 'block devices or image files to back up (default: every disk of this machine, looked up at each cycle)')
+  .action(async (opts: StateOpt & { disk?: string[] }) => {
+    const code = await runDaemon({ stateDir: opts.state, disks: opts.disk, version: VERSION, log: timestampedLog() });
+    // Exit even if a socket of a cycle that would not stop in time is still open.
+    process.exit(code);
   });
 
 program.parseAsync(process.argv).catch((err: unknown) => exitWithError('ferry-agent', err));

@@ -47,6 +47,12 @@ function chunkPath(dataDir: string, id: string): string {
   return path.join(dataDir, 'chunks', id.slice(0, 2), id.slice(2, 4), id);
 }
 
+async function body(res: AsyncIterable<unknown>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of res) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
 async function exists(file: string): Promise<boolean> {
   return access(file).then(
     () => true,
@@ -56,7 +62,6 @@ async function exists(file: string): Promise<boolean> {
 
 async function restoreEquals(t: TestAppliance, pointId: number, image: string, work: string): Promise<void> {
   const target = path.join(work, `restore-${pointId}.img`);
-  await writeFile(target, '');
   await ferryOk('restore', [
     '--appliance',
     t.server.url,
@@ -81,6 +86,40 @@ describe('migration jobs with real agents', { timeout: 15 * 60_000 }, () => {
   });
   after(async () => {
     await rm(work, { recursive: true, force: true });
+  });
+
+  test('job requests that break the rules are refused over REST with a clear error', async () => {
+    const t = await startTestAppliance();
+    try {
+      await t.enroll(path.join(work, 'rules-state'), 'rules');
+      const sourceId = t.server.appliance.sources.list().find((s) => s.name === 'rules')!.id;
+      const refused = async (method: string, url: string, payload: unknown, code: string, message: RegExp): Promise<void> => {
+        const res = await t.admin.raw(`${API_PREFIX}${url}`, { method, body: payload });
+        const reply = JSON.parse((await body(res)).toString()) as { ok: boolean; code: string; message: string; hint: string };
+        assert.equal(reply.ok, false);
+        assert.equal(reply.code, code, reply.message);
+        assert.match(reply.message, message);
+        assert.ok(reply.hint.length > 10, 'the reply says what to do');
+      };
+      await refused('POST', '/jobs', { sourceId, intervalSeconds: 1800, maxPoints: 2 }, 'BAD_REQUEST', /intervalSeconds: the interval must be between 1 hour/);
+      await refused('POST', '/jobs', { sourceId, intervalSeconds: 8 * 86400, maxPoints: 2 }, 'BAD_REQUEST', /7 days/);
+      await refused('POST', '/jobs', { sourceId, intervalSeconds: 3600, maxPoints: 0 }, 'BAD_REQUEST', /maxPoints: max points must be between 1 and 10/);
+      await refused('POST', '/jobs', { sourceId, intervalSeconds: 3600, maxPoints: 11 }, 'BAD_REQUEST', /maxPoints/);
+      await refused('POST', '/jobs', { sourceId: 999, intervalSeconds: 3600, maxPoints: 2 }, 'SOURCE_NOT_FOUND', /source 999/);
+      const { job } = await t.admin.json<JobActionResult>(`${API_PREFIX}/jobs`, { method: 'POST', body: { sourceId, intervalSeconds: 3600, maxPoints: 2 } });
+      await refused('POST', '/jobs', { sourceId, intervalSeconds: 3600, maxPoints: 2 }, 'JOB_EXISTS', /already has job/);
+      await refused('PATCH', `/jobs/${job.id}`, { intervalSeconds: 1800 }, 'BAD_REQUEST', /between 1 hour/);
+      await refused('POST', `/jobs/${job.id}/resume`, {}, 'JOB_ACTION_INVALID', /cannot resume job \d+: it is Ready; resume applies to Paused/);
+      await t.admin.json(`${API_PREFIX}/jobs/${job.id}/cancel`, { method: 'POST', body: {} });
+      await refused('POST', `/jobs/${job.id}/complete`, { lastCycle: true }, 'JOB_ACTION_INVALID', /cannot complete job \d+: it is Cancelled/);
+      await refused('POST', '/jobs/abc/pause', {}, 'BAD_REQUEST', /job id must be a positive integer/);
+      await refused('POST', '/jobs/4242/pause', {}, 'JOB_NOT_FOUND', /job 4242 does not exist/);
+      const doc = JSON.parse((await body(await t.admin.raw(`${API_PREFIX}/openapi.json`))).toString()) as { openapi: string; paths: Record<string, unknown> };
+      assert.match(doc.openapi, /^3\.1/);
+      assert.ok('/jobs/{id}/pause' in doc.paths);
+    } finally {
+      await t.close();
+    }
   });
 
   test('a job with interval 1 h and max 2 points runs cycles on time, keeps the 2 newest, collects what only the dropped point used, keeps a pinned point', async () => {
@@ -155,8 +194,9 @@ describe('migration jobs with real agents', { timeout: 15 * 60_000 }, () => {
         transitions.map((x) => x.to),
         ['Ready', 'Syncing', 'Waiting', 'Syncing', 'Waiting', 'Syncing', 'Waiting', 'Syncing', 'Waiting'],
       );
-      const log = (await t.admin.raw(`${API_PREFIX}/jobs/${job.id}/log`)).headers['content-type'];
-      assert.match(String(log), /^text\/plain/);
+      const logRes = await t.admin.raw(`${API_PREFIX}/jobs/${job.id}/log`);
+      assert.match(String(logRes.headers['content-type']), /^text\/plain/);
+      assert.match((await body(logRes)).toString(), /INFO  deleted CYCLE_1 \(at most 2 point\(s\) are kept\)/);
     } finally {
       await agent.kill();
       await t.close();
@@ -198,7 +238,7 @@ describe('migration jobs with real agents', { timeout: 15 * 60_000 }, () => {
       assert.ok(point.stats.bytesSent <= unacked + 4 * 4096, `the resumed run sent ${point.stats.bytesSent} bytes; ${unacked} were unacknowledged`);
       assert.ok(point.stats.bytesSent >= unacked - MIB, 'and it did send the unacknowledged blocks');
       await restoreEquals(t, cycleId, image, work);
-      assert.match(agent.output(), /resum/i);
+      assert.match(t.server.appliance.jobs.logText(job.id), new RegExp(`resumed cycle ${cycleId}\n`));
     } finally {
       await agent.kill();
       await t.close();

@@ -15,16 +15,13 @@ import {
   type ProgressSink,
   type UploadResponse,
 } from '@ferry/protocol';
-import type { Disk } from '../disk/block-reader.js';
-import type { UsageMap } from '../disk/usage-map.js';
+import type { SourceDisk } from '../disk/source.js';
 import { UploadBatch } from './batch.js';
+import { CycleReporter, type CycleProgress } from './cycle-progress.js';
+import type { LiveThrottle, StorageThrottle } from './throttle.js';
 
-export interface SourceDisk {
-  key: string;
-  disk: Disk;
-  layout: unknown;
-  usage: UsageMap;
-}
+export type { SourceDisk };
+export type { CycleProgress };
 
 export interface CycleOptions {
   client: ApplianceClient;
@@ -32,8 +29,17 @@ export interface CycleOptions {
   progress?: ProgressSink | undefined;
   /** Compressed bytes per upload batch; one batch uploads while the next is read. */
   batchBytes?: number;
-  /** Reads in flight at once (queue depth). */
+  /** Reads in flight at once (queue depth); with a throttle, its current queue depth applies instead. */
   readAhead?: number;
+  /**
+   * Stops the cycle between blocks, before an upload and between the frames of one: it then throws
+   * FerryError CYCLE_STOPPED. Blocks the appliance acknowledged stay there; the next run resumes the cycle.
+   */
+  signal?: AbortSignal | undefined;
+  /** Network pace of the upload frames and share of disk time for reads; may change while the cycle runs. */
+  throttle?: LiveThrottle | undefined;
+  /** Called at start, about once a second, at each phase change and when every block is done. */
+  onProgress?: ((p: CycleProgress) => void) | undefined;
 }
 
 export interface CycleResult extends PointStats {
@@ -46,6 +52,32 @@ const MAX_BATCH_CHUNKS = 1024;
 
 type Counters = Omit<PointStats, 'seconds'>;
 
+/** What every disk of one attempt at a cycle shares. */
+interface Run {
+  client: ApplianceClient;
+  cycleId: number;
+  c: Counters;
+  progress: ProgressLine | null;
+  reporter: CycleReporter | null;
+  batchBytes: number;
+  /** Read live: a throttle change of the queue depth applies to the next reads. */
+  readAhead: () => number;
+  trustPrevious: boolean;
+  throttle: LiveThrottle | undefined;
+  signal: AbortSignal | undefined;
+  /** The phase stays Transferring while the batch flushed last, which had chunks, may still be uploading. */
+  lastBatchHadChunks: boolean;
+}
+
+function throwIfStopped(signal: AbortSignal | undefined): void {
+  if (!signal?.aborted) return;
+  const why = typeof signal.reason === 'string' ? ` (${signal.reason})` : '';
+  throw new FerryError(
+    'CYCLE_STOPPED',
+    `the cycle was stopped${why}; blocks the appliance acknowledged are kept and the next run of the cycle continues from them`,
+  );
+}
+
 interface ReadBlock {
   n: number;
   /** The block with bytes outside used extents zeroed, or null when no byte of it is in use. */
@@ -57,14 +89,15 @@ interface ReadBlock {
  * Reads the used bytes of block n. Bytes the filesystem does not use are zeroed before hashing: blocks
  * dedupe and compress better, and deleted data never leaves the source.
  */
-async function readBlock(d: SourceDisk, n: number, blockSize: number): Promise<ReadBlock> {
+async function readBlock(d: SourceDisk, n: number, blockSize: number, storage: StorageThrottle | undefined, signal: AbortSignal | undefined): Promise<ReadBlock> {
   const start = n * blockSize;
   const end = Math.min(start + blockSize, d.disk.size);
   const extents = d.usage.extentsIn(start, end);
   const first = extents[0];
   const last = extents[extents.length - 1];
   if (!first || !last) return { n, data: null, bytesRead: 0 };
-  const span = await d.disk.read(first.start, last.end - first.start);
+  const read = (): Promise<Buffer> => d.disk.read(first.start, last.end - first.start);
+  const span = await (storage ? storage.read(read, signal) : read());
   let data: Buffer;
   if (first.start === start && last.end === end) {
     data = span;
@@ -86,31 +119,32 @@ function isAllZero(b: Buffer): boolean {
   return true;
 }
 
-async function upload(client: ApplianceClient, cycleId: number, batch: UploadBatch, c: Counters): Promise<UploadResponse> {
+/** The frames of one upload, paced by the network throttle; a stop ends the stream (and so the request). */
+async function* paced(frames: Iterable<Buffer>, run: Run): AsyncGenerator<Buffer> {
+  for (const frame of frames) {
+    await run.throttle?.network.take(frame.length, run.signal);
+    throwIfStopped(run.signal);
+    run.c.bytesSent += frame.length;
+    yield frame;
+  }
+}
+
+async function upload(run: Run, batch: UploadBatch): Promise<UploadResponse> {
+  const { client, cycleId, c } = run;
+  throwIfStopped(run.signal);
   const ids = [...batch.chunks.keys()];
   const missing = new Set<string>();
   for (let i = 0; i < ids.length; i += 4096) {
     const r = await client.json<MissingChunksResponse>(`${API_PREFIX}/chunks/missing`, { method: 'POST', body: { ids: ids.slice(i, i + 4096) } });
     for (const id of r.missing) missing.add(id);
   }
-  const frames = [...batch.frames(missing)];
-  c.bytesSent += frames.reduce((n, f) => n + f.length, 0);
-  const r = await client.json<UploadResponse>(`${API_PREFIX}/cycles/${cycleId}/stream`, { method: 'POST', stream: frames });
+  const r = await client.json<UploadResponse>(`${API_PREFIX}/cycles/${cycleId}/stream`, { method: 'POST', stream: paced(batch.frames(missing), run) });
   c.bytesStored += r.bytesStored;
   return r;
 }
 
-async function backupDisk(
-  client: ApplianceClient,
-  cycleId: number,
-  d: SourceDisk,
-  state: CycleDiskState,
-  c: Counters,
-  progress: ProgressLine | null,
-  batchBytes: number,
-  readAhead: number,
-  trustPrevious: boolean,
-): Promise<void> {
+async function backupDisk(run: Run, d: SourceDisk, state: CycleDiskState): Promise<void> {
+  const { client, c, progress, reporter, batchBytes, trustPrevious } = run;
   const prev =
     state.previousPointId === null || !trustPrevious ? null : BlockIndex.parse(await client.bytes(`${API_PREFIX}/points/${state.previousPointId}/disks/${state.diskId}/index`));
   const compressor = new Compressor();
@@ -123,8 +157,9 @@ async function backupDisk(
     if (batch.empty) return;
     const sent = batch;
     batch = new UploadBatch();
+    run.lastBatchHadChunks = sent.chunks.size > 0;
     const expectNext = sent.blocks[sent.blocks.length - 1]!.blockNo + 1;
-    const inFlight = upload(client, cycleId, sent, c).then((r) => {
+    const inFlight = upload(run, sent).then((r) => {
       const ack = r.disks.find((x) => x.slot === state.slot);
       if (ack?.nextBlock !== expectNext) {
         throw new FerryError('BLOCK_OUT_OF_ORDER', `appliance acknowledged up to block ${ack?.nextBlock} of disk ${d.key}, expected ${expectNext}`);
@@ -139,37 +174,48 @@ async function backupDisk(
   const reads: Promise<ReadBlock>[] = [];
   let nextRead = state.nextBlock;
   const fill = (): void => {
-    while (reads.length < readAhead && nextRead < blockCount) reads.push(readBlock(d, nextRead++, blockSize));
+    while (reads.length < run.readAhead() && nextRead < blockCount) reads.push(readBlock(d, nextRead++, blockSize, run.throttle?.storage, run.signal));
   };
-  fill();
-  while (reads.length > 0) {
-    const { n, data, bytesRead } = await reads.shift()!;
+  try {
     fill();
-    c.bytesRead += bytesRead;
-    let kind: BlockKind = BlockKind.Unused;
-    let hash = 0n;
-    let chunkId: Buffer = Buffer.alloc(32);
-    if (data && !isAllZero(data)) {
-      kind = BlockKind.Data;
-      hash = xxh64(data);
-      c.bytesCompared += data.length;
-      if (prev && n < prev.header.blockCount && prev.kind(n) === BlockKind.Data && prev.xxh64(n) === hash) {
-        chunkId = prev.entry(n).chunkId;
-      } else {
-        c.bytesChanged += data.length;
-        chunkId = chunkIdOf(data);
-        const { codec, payload } = compressor.compress(data);
-        batch.addChunk(chunkId.toString('hex'), { id: chunkId, codec, rawLength: data.length, payload: Buffer.from(payload) });
+    while (reads.length > 0) {
+      throwIfStopped(run.signal);
+      const { n, data, bytesRead } = await reads.shift()!;
+      fill();
+      c.bytesRead += bytesRead;
+      let kind: BlockKind = BlockKind.Unused;
+      let hash = 0n;
+      let chunkId: Buffer = Buffer.alloc(32);
+      if (data && !isAllZero(data)) {
+        kind = BlockKind.Data;
+        hash = xxh64(data);
+        c.bytesCompared += data.length;
+        if (prev && n < prev.header.blockCount && prev.kind(n) === BlockKind.Data && prev.xxh64(n) === hash) {
+          chunkId = prev.entry(n).chunkId;
+        } else {
+          c.bytesChanged += data.length;
+          chunkId = chunkIdOf(data);
+          const { codec, payload } = compressor.compress(data);
+          batch.addChunk(chunkId.toString('hex'), { id: chunkId, codec, rawLength: data.length, payload: Buffer.from(payload) });
+        }
+      } else if (data) {
+        kind = BlockKind.Zero;
       }
-    } else if (data) {
-      kind = BlockKind.Zero;
+      batch.blocks.push({ disk: state.slot, blockNo: n, kind, xxh64: hash, chunkId });
+      if (batch.chunkBytes >= batchBytes || batch.blocks.length >= MAX_BATCH_BLOCKS || batch.chunks.size >= MAX_BATCH_CHUNKS) await flush();
+      reporter?.block(state.slot, n, bytesRead);
+      if (reporter) reporter.phase = batch.chunks.size > 0 || run.lastBatchHadChunks ? 'Transferring' : 'Comparing';
+      progress?.update(c.bytesRead, `changed ${Math.round(c.bytesChanged / 1048576)} MiB`);
+      reporter?.update(c);
     }
-    batch.blocks.push({ disk: state.slot, blockNo: n, kind, xxh64: hash, chunkId });
-    if (batch.chunkBytes >= batchBytes || batch.blocks.length >= MAX_BATCH_BLOCKS || batch.chunks.size >= MAX_BATCH_CHUNKS) await flush();
-    progress?.update(c.bytesRead, `changed ${Math.round(c.bytesChanged / 1048576)} MiB`);
+    await flush();
+    if (uploading.inFlight) await uploading.inFlight;
+  } finally {
+    // Nothing of this disk outlives the attempt: a stopped or failed cycle must not read or upload behind the
+    // next one, nor read a disk the caller is about to close.
+    await Promise.allSettled(reads);
+    await uploading.inFlight?.catch(() => undefined);
   }
-  await flush();
-  if (uploading.inFlight) await uploading.inFlight;
 }
 
 /**
@@ -191,19 +237,39 @@ export async function runCycle(opts: CycleOptions): Promise<CycleResult> {
 async function attemptCycle(opts: CycleOptions, trustPrevious: boolean): Promise<CycleResult> {
   const t0 = Date.now();
   const { client, disks } = opts;
+  throwIfStopped(opts.signal);
   const cycle = await client.json<CycleState>(`${API_PREFIX}/cycles`, {
     method: 'POST',
     body: { disks: disks.map((d) => ({ key: d.key, size: d.disk.size, layout: d.layout, usedBytes: d.usage.usedBytes() })) },
   });
   const c: Counters = { bytesRead: 0, bytesCompared: 0, bytesChanged: 0, bytesSent: 0, bytesStored: 0 };
-  const remaining = cycle.disks.reduce((sum, s) => {
+  const perDisk = cycle.disks.map((s) => {
     const d = disks[s.slot]!;
-    return sum + d.usage.extentsIn(s.nextBlock * s.blockSize, d.disk.size).reduce((n, e) => n + e.end - e.start, 0);
-  }, 0);
+    const bytesTotal = d.usage.extentsIn(s.nextBlock * s.blockSize, d.disk.size).reduce((n, e) => n + e.end - e.start, 0);
+    return { slot: s.slot, key: d.key, blocksDone: s.nextBlock, blockCount: s.blockCount, bytesDone: 0, bytesTotal };
+  });
+  const remaining = perDisk.reduce((sum, d) => sum + d.bytesTotal, 0);
   const progress = opts.progress ? new ProgressLine(cycle.resumed ? `resuming cycle ${cycle.id}` : `cycle ${cycle.id}`, remaining, opts.progress) : null;
-  for (const s of cycle.disks) {
-    await backupDisk(client, cycle.id, disks[s.slot]!, s, c, progress, opts.batchBytes ?? 16 * 1024 * 1024, opts.readAhead ?? 4, trustPrevious);
-  }
+  const reporter = opts.onProgress ? new CycleReporter(opts.onProgress, { cycleId: cycle.id, resumed: cycle.resumed }, perDisk) : null;
+  reporter?.update(c, true);
+  const { throttle, signal } = opts;
+  const run: Run = {
+    client,
+    cycleId: cycle.id,
+    c,
+    progress,
+    reporter,
+    batchBytes: opts.batchBytes ?? 16 * 1024 * 1024,
+    readAhead: () => throttle?.storage.queueDepth ?? opts.readAhead ?? 4,
+    trustPrevious,
+    throttle,
+    signal,
+    lastBatchHadChunks: false,
+  };
+  for (const s of cycle.disks) await backupDisk(run, disks[s.slot]!, s);
+  reporter?.update(c, true);
+  // A stop that arrives after the last block still prevents the point: a cancelled job must not gain one.
+  throwIfStopped(signal);
   const seconds = (Date.now() - t0) / 1000;
   const { bytesStored, ...sentStats } = c;
   const point = await client.json<{ pointId: number; name: string }>(`${API_PREFIX}/cycles/${cycle.id}/commit`, {
