@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { Reply } from './errors.js';
-import { JOB_PHASES, type JobLogEntry, type JobPhase, type JobProgress, type JobView, type Throttle } from './jobs.js';
+import { JOB_PHASES, ThrottleSchema, type JobLogEntry, type JobPhase, type JobProgress, type JobView, type Throttle } from './jobs.js';
 
 /**
  * Socket.io event maps. Agents connect to AGENT_NAMESPACE with their credential (`auth: { token }`); browsers
@@ -118,3 +118,7 @@ export const CycleStoppedReportSchema = z.strictObject({
   cycleId: JobId.nullable(),
   reason: z.enum(['pause', 'cancel', 'complete']),
 });
+
+/* Commands the agent receives, checked the same way. Loose objects: a newer appliance may add fields. */
+export const RunCycleCommandSchema = z.looseObject({ jobId: JobId, reason: z.string().max(200), throttle: ThrottleSchema }) satisfies z.ZodType<RunCycleCommand>;
+export const StopCycleCommandSchema = z.looseObject({ jobId: JobId, reason: z.enum(['pause', 'cancel', 'complete']) }) satisfies z.ZodType<StopCycleCommand>;

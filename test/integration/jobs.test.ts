@@ -4,9 +4,9 @@ import { randomBytes } from 'node:crypto';
 import { access, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { API_PREFIX, BlockIndex, BlockKind, initHashing, type CycleState, type JobActionResult, type JobPoint, type Point } from '@ferry/protocol';
+import { API_PREFIX, BlockIndex, BlockKind, initHashing, type CycleState, type JobActionResult, type JobPoint, type JobProgress, type JobView, type Point } from '@ferry/protocol';
 import { ferryOk } from '../lib/cli.js';
-import { startAgentDaemon, startTestAppliance, type AgentDaemon, type TestAppliance } from '../lib/jobs.js';
+import { startAgentDaemon, startTestAppliance, watchUi, type AgentDaemon, type TestAppliance } from '../lib/jobs.js';
 
 /*
  * Jobs on real things: the appliance (in this process, with a clock the test moves), agents as `ferry-agent run`
@@ -203,12 +203,13 @@ describe('migration jobs with real agents', { timeout: 15 * 60_000 }, () => {
     }
   });
 
-  test('an agent killed mid-cycle and restarted continues the same cycle without re-sending acknowledged blocks', async () => {
+  test('an agent killed mid-cycle and restarted continues the same cycle without re-sending acknowledged blocks; browsers see it live', async () => {
     const t = await startTestAppliance();
     const image = path.join(work, 'db1.img');
     const state = path.join(work, 'db1-state');
     await makeImage(image, 96);
     await t.enroll(state, 'db1');
+    const ui = await watchUi(t);
     let agent: AgentDaemon = startAgentDaemon(state, [image]);
     try {
       const sourceId = t.server.appliance.sources.list().find((s) => s.name === 'db1')!.id;
@@ -228,9 +229,15 @@ describe('migration jobs with real agents', { timeout: 15 * 60_000 }, () => {
       acked = (await t.admin.json<CycleState>(`${API_PREFIX}/cycles/${cycleId}`)).disks[0]!.nextBlock;
       assert.ok(acked >= 20 && acked < 96, `killed mid-cycle with ${acked} of 96 blocks acknowledged`);
 
+      // Away for more than 15 minutes (by the appliance's clock): Suspended, and back by itself when the agent returns.
+      await t.waitFor('the appliance to notice the agent is gone', job.id, (v) => !v.agentOnline);
+      await t.advance(16 * 60_000);
+      assert.equal((await t.job(job.id)).state, 'Suspended');
       await t.admin.json(`${API_PREFIX}/jobs/${job.id}`, { method: 'PATCH', body: { throttle: { networkMbps: 0 } } });
       agent = startAgentDaemon(state, [image]);
       const done = await t.waitFor('the resumed cycle to commit', job.id, (v) => v.state === 'Waiting');
+      const states = (await t.admin.json<{ to: string }[]>(`${API_PREFIX}/jobs/${job.id}/transitions`)).map((x) => x.to);
+      assert.deepEqual(states, ['Ready', 'Syncing', 'Suspended', 'Syncing', 'Waiting']);
       assert.equal(done.pointCount, 1);
       const point = await t.admin.json<Point>(`${API_PREFIX}/points/${cycleId}`);
       assert.equal(point.name, 'CYCLE_1', 'the killed cycle itself became the point');
@@ -239,7 +246,23 @@ describe('migration jobs with real agents', { timeout: 15 * 60_000 }, () => {
       assert.ok(point.stats.bytesSent >= unacked - MIB, 'and it did send the unacknowledged blocks');
       await restoreEquals(t, cycleId, image, work);
       assert.match(t.server.appliance.jobs.logText(job.id), new RegExp(`resumed cycle ${cycleId}\n`));
+
+      const updates = ui.events.filter((e) => e.name === 'job.updated').map((e) => e.data as JobView);
+      assert.deepEqual(
+        updates.map((u) => u.state).filter((st, i, all) => i === 0 || all[i - 1] !== st),
+        ['Ready', 'Syncing', 'Suspended', 'Syncing', 'Waiting'],
+        'every state change reached the browser',
+      );
+      assert.ok(updates.some((u) => u.phase === 'Transferring'));
+      const progress = ui.events.filter((e) => e.name === 'job.progress').map((e) => e.data as JobProgress);
+      const measured = progress.find((p) => p.rate !== null && p.etaSeconds !== null && p.bytesDone > 0);
+      assert.ok(measured, `a progress event with bytes, rate and ETA (got ${progress.length} progress events)`);
+      assert.equal(measured.cycleId, cycleId);
+      assert.equal(measured.disks[0]!.blockCount, 96);
+      assert.ok(measured.throttle.networkMbps === 64 && measured.bytesTotal >= measured.bytesDone);
+      assert.ok(ui.events.some((e) => e.name === 'job.log'));
     } finally {
+      ui.close();
       await agent.kill();
       await t.close();
     }

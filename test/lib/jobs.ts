@@ -3,7 +3,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
-import { API_PREFIX, ApplianceClient, type JobView } from '@ferry/protocol';
+import { io, type Socket } from 'socket.io-client';
+import { API_PREFIX, ApplianceClient, SOCKET_PATH, UI_NAMESPACE, type JobView, type ServerToUiEvents, type UiToServerEvents } from '@ferry/protocol';
 import { loadConfig, ManualClock, startServer, type RunningServer } from '@ferry/appliance/testing';
 import { ferryOk, ROOT } from './cli.js';
 
@@ -91,4 +92,28 @@ export function startAgentDaemon(stateDir: string, disks: string[]): AgentDaemon
       await exited;
     },
   };
+}
+
+export interface UiWatcher {
+  events: { name: keyof ServerToUiEvents; data: unknown }[];
+  close(): void;
+}
+
+/** Listens to the live channel as a browser does (admin credential, pinned certificate). */
+export async function watchUi(t: TestAppliance): Promise<UiWatcher> {
+  const socket: Socket<ServerToUiEvents, UiToServerEvents> = io(new URL(UI_NAMESPACE, t.server.url).toString(), {
+    path: SOCKET_PATH,
+    transports: ['websocket'],
+    agent: t.admin.httpsAgent as unknown as string,
+    auth: { token: t.admin.credential },
+  });
+  const events: UiWatcher['events'] = [];
+  socket.on('job.updated', (data) => events.push({ name: 'job.updated', data }));
+  socket.on('job.progress', (data) => events.push({ name: 'job.progress', data }));
+  socket.on('job.log', (data) => events.push({ name: 'job.log', data }));
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('connect_error', reject);
+  });
+  return { events, close: () => socket.disconnect() };
 }

@@ -1,7 +1,8 @@
-import { z } from 'zod';
 import {
   FerryError,
   formatBytes,
+  RunCycleCommandSchema,
+  StopCycleCommandSchema,
   ThrottleSchema,
   type CycleFailedReport,
   type CycleProgressReport,
@@ -14,10 +15,6 @@ import type { CycleProgress, CycleResult } from '../backup/cycle.js';
 import type { LiveThrottle } from '../backup/throttle.js';
 import type { Log } from './log.js';
 
-// Commands come off the wire: checked before use. Extra fields are let through so a newer appliance can add some.
-const JobId = z.number().int().positive();
-const RunCycleCommandSchema = z.object({ jobId: JobId, reason: z.string().max(200), throttle: ThrottleSchema }) satisfies z.ZodType<RunCycleCommand>;
-const StopCycleCommandSchema = z.object({ jobId: JobId, reason: z.enum(['pause', 'cancel', 'complete']) }) satisfies z.ZodType<StopCycleCommand>;
 
 /** What one cycle of a job needs; the daemon's runner opens the disks and calls runCycle. */
 export interface CycleRequest {
