@@ -7,7 +7,6 @@ import {
   type CycleFailedReport,
   type CycleProgressReport,
   type CycleStoppedReport,
-  type RunCycleCommand,
   type StopCycleCommand,
   type Throttle,
 } from '@ferry/protocol';
