@@ -60,15 +60,15 @@ export class AgentHub implements AgentLink {
     return this.#offlineSince.get(sourceId) ?? this.#startedAt;
   }
 
-  run(sourceId: number, cmd: RunCycleCommand): Promise<Reply<{ started: boolean }>> {
+  async run(sourceId: number, cmd: RunCycleCommand): Promise<Reply<{ started: boolean }>> {
     return this.#socket(sourceId).timeout(this.commandTimeoutMs).emitWithAck('cycle.run', cmd);
   }
 
-  stop(sourceId: number, cmd: StopCycleCommand): Promise<Reply<{ stopped: boolean }>> {
+  async stop(sourceId: number, cmd: StopCycleCommand): Promise<Reply<{ stopped: boolean }>> {
     return this.#socket(sourceId).timeout(this.commandTimeoutMs).emitWithAck('cycle.stop', cmd);
   }
 
-  throttle(sourceId: number, throttle: Throttle): Promise<Reply<{ applied: boolean }>> {
+  async throttle(sourceId: number, throttle: Throttle): Promise<Reply<{ applied: boolean }>> {
     return this.#socket(sourceId).timeout(this.commandTimeoutMs).emitWithAck('throttle.set', throttle);
   }
 

@@ -304,3 +304,42 @@ describe('scheduling', () => {
     assert.match(text, /ERROR \[DISK_UNREADABLE\] cycle \(not started\) failed: read error at offset 4096/);
   });
 });
+
+describe('link trouble', () => {
+  test('a cycle cut off by the network keeps the job syncing and is sent again after 30 s, not InError', async () => {
+    const { jobId, sourceId } = await jobIn('Syncing');
+    await agentCycle(h, sourceId, DISK, 2);
+    h.a.jobs.cycleFailed(sourceId, { jobId, cycleId: null, code: 'APPLIANCE_UNREACHABLE', message: 'cannot reach the appliance: ECONNRESET' });
+    assert.equal(state(jobId), 'Syncing');
+    const before = h.agents.runs(sourceId).length;
+    h.clock.advance(29_000);
+    await h.a.jobs.tick();
+    assert.equal(h.agents.runs(sourceId).length, before, 'not at once');
+    h.clock.advance(1000);
+    await h.a.jobs.tick();
+    assert.equal(h.agents.runs(sourceId).length, before + 1);
+    assert.equal(h.agents.runs(sourceId).at(-1)!.reason, 'continuing the cycle in progress');
+    assert.match(h.a.jobs.logText(jobId), /WARN  \[APPLIANCE_UNREACHABLE\] cycle \(not started\) interrupted: .* it continues in 30 s/);
+  });
+
+  test('progress that arrives after a pause does not make the job look busy', async () => {
+    const { jobId, sourceId } = await jobIn('Syncing');
+    const { cycleId } = await agentCycle(h, sourceId, DISK, 2);
+    await h.a.jobs.pause(jobId);
+    h.a.jobs.cycleProgress(sourceId, {
+      jobId,
+      cycleId,
+      phase: 'Transferring',
+      resumed: false,
+      bytesDone: 1,
+      bytesTotal: 4,
+      bytesChanged: 1,
+      bytesSent: 1,
+      disks: [],
+    });
+    h.a.jobs.resume(jobId);
+    const before = h.agents.runs(sourceId).length;
+    await h.a.jobs.tick();
+    assert.equal(h.agents.runs(sourceId).length, before + 1, 'the resumed job asks the agent to continue');
+  });
+});

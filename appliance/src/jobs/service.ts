@@ -63,6 +63,10 @@ export interface JobServiceOptions {
 
 const LIVE_SYNC: JobState[] = ['Ready', 'Waiting', 'Syncing', 'Completing'];
 
+/** Failures of the link rather than of the cycle: the job keeps syncing and the cycle resumes after a pause. */
+const TRANSIENT_CODES = new Set(['APPLIANCE_UNREACHABLE']);
+const TRANSIENT_RETRY_MS = 30_000;
+
 const describeInterval = formatInterval;
 
 /**
@@ -73,6 +77,8 @@ export class JobService {
   readonly #progress = new ProgressTracker();
   /** Jobs whose cycle an agent is working on right now (it accepted cycle.run or said so in its hello). */
   readonly #dispatched = new Set<number>();
+  /** Jobs whose cycle failed for a transient reason, with the clock time to try again. */
+  readonly #retryAt = new Map<number, number>();
   #ticking: Promise<void> | null = null;
 
   constructor(
@@ -349,10 +355,10 @@ export class JobService {
 
   cycleProgress(sourceId: number, report: CycleProgressReport): void {
     const job = this.repo.liveForSource(sourceId);
-    if (job?.id !== report.jobId) return;
+    if (job?.id !== report.jobId || (job.state !== 'Syncing' && job.state !== 'Completing')) return;
     this.#dispatched.add(job.id);
     const progress = this.#progress.update(report, JSON.parse(job.throttle) as Throttle, this.#now());
-    if (job.phase !== report.phase && (job.state === 'Syncing' || job.state === 'Completing')) {
+    if (job.phase !== report.phase) {
       this.repo.update(job.id, { phase: report.phase });
       this.#changed(job.id);
     }
@@ -364,6 +370,11 @@ export class JobService {
     if (job?.id !== report.jobId) return;
     this.#dispatched.delete(job.id);
     this.#progress.clear(job.id);
+    if ((job.state === 'Syncing' || job.state === 'Completing') && TRANSIENT_CODES.has(report.code)) {
+      this.#retryAt.set(job.id, this.clock.now() + TRANSIENT_RETRY_MS);
+      this.#log(job.id, 'warn', `cycle ${report.cycleId ?? '(not started)'} interrupted: ${report.message}; it continues in ${TRANSIENT_RETRY_MS / 1000} s`, report.code);
+      return;
+    }
     this.#log(job.id, 'error', `cycle ${report.cycleId ?? '(not started)'} failed: ${report.message}`, report.code);
     if (job.state === 'Syncing' || job.state === 'Completing') {
       this.#move(job, 'InError', `cycle failed: ${report.message}`, { phase: null, error_code: report.code, error_message: report.message }, report.code);
@@ -406,26 +417,32 @@ export class JobService {
   }
 
   async #tick(): Promise<void> {
-    const now = this.clock.now();
     for (const job of this.repo.live()) {
-      if (!LIVE_SYNC.includes(job.state)) continue;
-      if (!this.agents.online(job.source_id)) {
-        const since = this.agents.offlineSince(job.source_id);
-        if (now - since > this.opts.suspendAfterMs) {
-          this.#dispatched.delete(job.id);
-          this.#progress.clear(job.id);
-          this.#move(job, 'Suspended', `the agent has been unreachable since ${iso(since)} (more than ${describeInterval(this.opts.suspendAfterMs / 1000)})`, { phase: null });
-        }
-        continue;
-      }
-      if (this.#dispatched.has(job.id)) continue;
-      const due =
-        job.state === 'Ready' ||
-        job.state === 'Syncing' ||
-        job.state === 'Completing' ||
-        (job.state === 'Waiting' && job.next_run_at !== null && Date.parse(job.next_run_at) <= now);
-      if (due) await this.#dispatch(job);
+      // One job's trouble must not keep the others from running.
+      await this.#tickJob(job).catch((err: unknown) => this.log.error({ err, job: job.id }, 'scheduling the job failed'));
     }
+  }
+
+  async #tickJob(job: JobRow): Promise<void> {
+    const now = this.clock.now();
+    if (!LIVE_SYNC.includes(job.state)) return;
+    if (!this.agents.online(job.source_id)) {
+      const since = this.agents.offlineSince(job.source_id);
+      if (now - since > this.opts.suspendAfterMs) {
+        this.#dispatched.delete(job.id);
+        this.#progress.clear(job.id);
+        this.#move(job, 'Suspended', `the agent has been unreachable since ${iso(since)} (more than ${describeInterval(this.opts.suspendAfterMs / 1000)})`, { phase: null });
+      }
+      return;
+    }
+    if (this.#dispatched.has(job.id) || (this.#retryAt.get(job.id) ?? 0) > now) return;
+    this.#retryAt.delete(job.id);
+    const due =
+      job.state === 'Ready' ||
+      job.state === 'Syncing' ||
+      job.state === 'Completing' ||
+      (job.state === 'Waiting' && job.next_run_at !== null && Date.parse(job.next_run_at) <= now);
+    if (due) await this.#dispatch(job);
   }
 
   async #dispatch(job: JobRow): Promise<void> {
