@@ -97,18 +97,19 @@ export function buildAppliance(config: Config, log: Logger, opts: BuildOptions =
   });
   const guard = new ChunkGuard();
   const cycles = new CycleService(cycleRepo, sources, chunks, indexes, config.blockSize, log, jobs, guard);
+  const restores = new RestoreService(new RestoreRepository(db), points, uiEvents, clock, log);
   const gc = new GcService(new GcRepository(db), chunks, indexes, guard, log);
   return {
     db,
     sources,
-    auth: new AuthService(new AuthRepository(db), sources, config.enrollTokenTtlHours),
+    auth: new AuthService(new AuthRepository(db), sources, config.enrollTokenTtlHours, (id) => restores.session(id)),
     cycles,
     points,
     verify: new VerifyService(cycleRepo, chunks, indexes),
     jobs,
     agents,
     uiEvents,
-    restores: new RestoreService(new RestoreRepository(db), (id) => points.exists(id), clock),
+    restores,
     gc,
     collectGarbage,
     close: () => db.close(),

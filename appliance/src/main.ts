@@ -77,6 +77,33 @@ dataOption(program.command('enroll-token').description('print a one-time enrollm
     }
   });
 
+dataOption(program.command('restore-code').description('print a restore code for a point: type it at the restore ISO on the target VM'))
+  .requiredOption('--point <id>', 'point id to restore (GET /api/v1/points, or the job\'s point list)')
+  .option('--target-disks <n>', 'how many disks the target VM has; the ISO refuses another count before writing')
+  .option('--ttl-hours <hours>', 'hours the code stays valid', '24')
+  .action((opts: ConfigInput & { point: string; targetDisks?: string; ttlHours: string }) => {
+    const config = loadConfig(opts);
+    const pointId = Number(opts.point);
+    if (!/^[1-9][0-9]{0,14}$/.test(opts.point)) throw new FerryError('BAD_REQUEST', `--point must be a point id (a positive integer), got "${opts.point}"`);
+    const targetDisks = opts.targetDisks === undefined ? undefined : Number(opts.targetDisks);
+    if (targetDisks !== undefined && !(Number.isInteger(targetDisks) && targetDisks >= 1 && targetDisks <= 64)) {
+      throw new FerryError('BAD_REQUEST', `--target-disks must be a whole number from 1 to 64, got "${opts.targetDisks}"`);
+    }
+    const ttlHours = Number(opts.ttlHours);
+    if (!(ttlHours > 0 && ttlHours <= 24 * 14)) throw new FerryError('BAD_REQUEST', `--ttl-hours must be between 0 and 336, got ${opts.ttlHours}`);
+    const a = buildAppliance(config, quietLog());
+    try {
+      const { restore, code } = a.restores.createWithCode({ pointId, ttlHours, ...(targetDisks === undefined ? {} : { targetDisks }) });
+      process.stdout.write(`${code}\n`);
+      process.stderr.write(
+        `restore ${restore.id} of ${restore.pointName} (${restore.sourceName}); the code is valid until ${restore.codeExpiresAt ?? '?'}.\n` +
+          'Boot the Ferry restore ISO on the target VM and enter this code, the appliance address and its fingerprint (`ferry-appliance fingerprint`).\n',
+      );
+    } finally {
+      a.close();
+    }
+  });
+
 const token = program.command('token').description('admin API tokens');
 dataOption(token.command('create').description('print a new admin API token'))
   .requiredOption('--name <name>', 'what the token is for (shown in listings)')

@@ -124,13 +124,78 @@ export interface SourceSummary {
 export const CreateRestoreRequestSchema = z.strictObject({ pointId: z.number().int().positive() });
 export type CreateRestoreRequest = z.infer<typeof CreateRestoreRequestSchema>;
 
+export const RESTORE_PHASES = ['waiting', 'connected', 'writing', 'verifying', 'compatibility', 'done', 'failed'] as const;
+export type RestorePhase = (typeof RESTORE_PHASES)[number];
+
+export interface RestoreStep {
+  name: string;
+  status: 'ok' | 'skipped' | 'failed';
+  detail: string;
+}
+
+export interface RestoreProgress {
+  /** Bytes of data blocks written (and read back, when verifying) / to write, over all disks. */
+  bytesDone: number;
+  bytesTotal: number;
+  disk: string | null;
+  message: string | null;
+}
+
 export interface RestoreView {
   id: number;
   pointId: number;
+  pointName: string;
+  sourceName: string;
   state: 'active' | 'finished' | 'cancelled';
+  phase: RestorePhase;
+  targetDisks: number | null;
+  codeExpiresAt: string | null;
+  progress: RestoreProgress | null;
+  /** Per source disk slot: the first block not yet written and verified (a resumed restore starts there). */
+  verified: { slot: number; nextBlock: number }[];
+  steps: RestoreStep[];
+  error: { code: string; message: string } | null;
   createdAt: string;
+  updatedAt: string | null;
   finishedAt: string | null;
 }
+
+export const CreateRestoreCodeRequestSchema = z.strictObject({
+  pointId: z.number().int().positive(),
+  targetDisks: z.number().int().min(1).max(64).optional(),
+  ttlHours: z.number().min(0.1).max(24 * 14).optional(),
+});
+export type CreateRestoreCodeRequest = z.infer<typeof CreateRestoreCodeRequestSchema>;
+
+/** A restore code: 16 Crockford base32 characters in groups of four, easy to type on a VM console. */
+export const RESTORE_CODE_PATTERN = /^[0-9A-HJKMNP-TV-Z]{4}(-[0-9A-HJKMNP-TV-Z]{4}){3}$/;
+
+/** Normalises what an engineer typed: case, spaces, dashes, and the letters Crockford base32 reads as digits. */
+export function normalizeRestoreCode(input: string): string {
+  const raw = input.toUpperCase().replace(/[\s-]/g, '').replace(/[IL]/g, '1').replace(/O/g, '0');
+  return raw.length === 16 ? (raw.match(/.{4}/g) ?? []).join('-') : raw;
+}
+
+export const OpenRestoreSessionRequestSchema = z.strictObject({ code: z.string().min(1).max(64) });
+export interface RestoreSession {
+  restoreId: number;
+  /** Credential for this restore only: read its point, report progress. */
+  token: string;
+  point: Point;
+  targetDisks: number | null;
+  verified: { slot: number; nextBlock: number }[];
+}
+
+export const RestoreReportSchema = z.strictObject({
+  phase: z.enum(RESTORE_PHASES),
+  progress: z
+    .strictObject({ bytesDone: z.number().nonnegative(), bytesTotal: z.number().nonnegative(), disk: z.string().max(4096).nullable(), message: z.string().max(1000).nullable() })
+    .optional(),
+  verified: z.array(z.strictObject({ slot: z.number().int().nonnegative().max(63), nextBlock: z.number().int().nonnegative() })).max(64).optional(),
+  step: z.strictObject({ name: z.string().max(200), status: z.enum(['ok', 'skipped', 'failed']), detail: z.string().max(4000) }).optional(),
+  error: z.strictObject({ code: z.string().max(64), message: z.string().max(4000) }).optional(),
+});
+export type RestoreReport = z.infer<typeof RestoreReportSchema>;
 
 export interface GcReport {
   chunksBefore: number;

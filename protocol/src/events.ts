@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { Reply } from './errors.js';
+import type { RestoreView } from './api.js';
 import { JOB_PHASES, ThrottleSchema, type JobLogEntry, type JobPhase, type JobProgress, type JobView, type Throttle } from './jobs.js';
 
 /**
@@ -76,6 +77,7 @@ export interface ServerToUiEvents {
   'job.updated': (job: JobView) => void;
   'job.progress': (progress: JobProgress) => void;
   'job.log': (entry: JobLogEntry) => void;
+  'restore.updated': (restore: RestoreView) => void;
 }
 
 export interface UiToServerEvents {

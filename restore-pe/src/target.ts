@@ -37,9 +37,9 @@ export async function probeTarget(path: string): Promise<{ size: number; isDevic
 /**
  * Opens the target and clears it so that only data blocks need writing: an image file is truncated to zero
  * length and back (every byte reads as zero, no space used); a device is discarded when it supports it.
- * Returns whether the target now reads as zeroes everywhere.
+ * Returns whether the target now reads as zeroes everywhere. `keep` opens it as it is (a resumed restore).
  */
-export async function openTarget(path: string, sourceSize: number): Promise<{ target: Target; zeroed: boolean; note?: string }> {
+export async function openTarget(path: string, sourceSize: number, opts: { keep?: boolean } = {}): Promise<{ target: Target; zeroed: boolean; note?: string }> {
   const probe = await probeTarget(path);
   let file: FileHandle;
   try {
@@ -49,6 +49,8 @@ export async function openTarget(path: string, sourceSize: number): Promise<{ ta
   }
   const size = probe.exists ? probe.size : sourceSize;
   const target: Target = { path, size, isDevice: probe.isDevice, file };
+  // A resumed restore keeps what was written and verified; its zero blocks are written, not assumed.
+  if (opts.keep) return { target, zeroed: false };
   if (!probe.isDevice) {
     await file.truncate(0);
     await file.truncate(size);

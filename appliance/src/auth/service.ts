@@ -4,7 +4,13 @@ import type { AuthRepository } from './repository.js';
 import type { SourceRepository } from '../sources/repository.js';
 import { formatToken, hashSecret, newSecret, parseToken, secretMatches } from './secrets.js';
 
-export type Principal = { kind: 'admin'; tokenId: number } | { kind: 'agent'; agentId: number; sourceId: number };
+export type Principal =
+  | { kind: 'admin'; tokenId: number }
+  | { kind: 'agent'; agentId: number; sourceId: number }
+  | { kind: 'restore'; restoreId: number; pointId: number };
+
+/** Looks up a restore session (the restore ISO's credential): only active restores with an open session. */
+export type RestoreSessions = (restoreId: number) => { pointId: number; sessionHash: Buffer } | null;
 
 /** How often an agent request may update its source's last_seen (a durable SQLite write). */
 const TOUCH_INTERVAL_MS = 30_000;
@@ -16,6 +22,7 @@ export class AuthService {
     private readonly repo: AuthRepository,
     private readonly sources: SourceRepository,
     private readonly enrollTtlHours: number,
+    private readonly restoreSessions: RestoreSessions,
   ) {}
 
   createApiToken(name: string): string {
@@ -68,16 +75,29 @@ export class AuthService {
         }
         return { kind: 'agent', agentId: row.id, sourceId: row.source_id };
       }
+    } else if (parsed?.kind === 'restore') {
+      const session = this.restoreSessions(parsed.id);
+      if (session && secretMatches(parsed.secret, session.sessionHash)) return { kind: 'restore', restoreId: parsed.id, pointId: session.pointId };
     }
     throw new FerryError('AUTH_INVALID', 'the token is not valid (unknown, revoked or malformed)');
   }
 }
 
-/** Agents may touch only their own source; admins everything. */
+/** Agents may touch only their own source; admins everything; a restore session no source. */
 export function assertSourceAccess(p: Principal, sourceId: number): void {
   if (p.kind === 'agent' && p.sourceId !== sourceId) {
     throw new FerryError('FORBIDDEN', `agent ${p.agentId} may not access source ${sourceId}`);
   }
+  if (p.kind === 'restore') throw new FerryError('FORBIDDEN', `restore session ${p.restoreId} may read only its own point`);
+}
+
+/** A point: its source's agent, an admin, or the restore session of that very point. */
+export function assertPointAccess(p: Principal, pointId: number, sourceOf: (pointId: number) => number): void {
+  if (p.kind === 'restore') {
+    if (p.pointId !== pointId) throw new FerryError('FORBIDDEN', `restore session ${p.restoreId} may read only point ${p.pointId}`);
+    return;
+  }
+  assertSourceAccess(p, sourceOf(pointId));
 }
 
 export function assertAdmin(p: Principal): void {

@@ -1,6 +1,7 @@
 import type { Namespace } from 'socket.io';
-import type { JobLogEntry, JobProgress, JobView, ServerToUiEvents, UiToServerEvents } from '@ferry/protocol';
+import type { JobLogEntry, JobProgress, JobView, RestoreView, ServerToUiEvents, UiToServerEvents } from '@ferry/protocol';
 import type { JobEvents } from '../jobs/service.js';
+import type { RestoreEvents } from '../restores/service.js';
 
 export type UiNamespace = Namespace<UiToServerEvents, ServerToUiEvents>;
 
@@ -8,7 +9,7 @@ export type UiNamespace = Namespace<UiToServerEvents, ServerToUiEvents>;
  * Sends job changes to every connected browser. Until the server attaches its socket.io namespace (and in the
  * command-line tools, which have none) events go nowhere: browsers load the current state when they connect.
  */
-export class UiEvents implements JobEvents {
+export class UiEvents implements JobEvents, RestoreEvents {
   #nsp: UiNamespace | null = null;
 
   attach(nsp: UiNamespace): void {
@@ -25,5 +26,9 @@ export class UiEvents implements JobEvents {
 
   jobLog(entry: JobLogEntry): void {
     this.#nsp?.emit('job.log', entry);
+  }
+
+  restoreUpdated(restore: RestoreView): void {
+    this.#nsp?.emit('restore.updated', restore);
   }
 }

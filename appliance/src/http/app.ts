@@ -8,7 +8,7 @@ import { sourceRoutes } from '../sources/routes.js';
 import { cycleRoutes } from '../cycles/routes.js';
 import { pointRoutes } from '../points/routes.js';
 import { jobRoutes } from '../jobs/routes.js';
-import { restoreRoutes } from '../restores/routes.js';
+import { restoreRoutes, restoreSessionRoutes } from '../restores/routes.js';
 import { storageRoutes } from '../storage/routes.js';
 import { openApiDocument } from './openapi.js';
 import { errorHandler, json } from './reply.js';
@@ -31,6 +31,7 @@ export function createApp(a: Appliance, log: Logger, opts: AppOptions): Express 
     res.json(openapi);
   });
   api.use(enrollRoutes(a.auth));
+  api.use(restoreSessionRoutes(a.restores));
   api.use(authenticate(a.auth));
   api.get('/appliance', json(() => ({ fingerprint: opts.fingerprint, version: opts.version })));
   api.use(sourceRoutes(a.sources));

@@ -64,7 +64,7 @@ test('every operation has an id, a credential, a success reply and its path para
     assert.equal(typeof op.operationId, 'string', where);
     assert.ok(!ids.has(op.operationId as string), `${where}: operationId ${String(op.operationId)} used twice`);
     ids.add(op.operationId as string);
-    assert.ok(['admin', 'agent', 'admin-or-agent', 'none'].includes(op['x-ferry-credential'] as string), where);
+    assert.ok(['admin', 'agent', 'admin-or-agent', 'admin-or-restore', 'any', 'none'].includes(op['x-ferry-credential'] as string), where);
     const responses = op.responses as Json;
     assert.ok(responses && Object.keys(responses).length > 0, `${where}: no responses`);
     assert.ok(responses['200'], `${where}: no 200 reply`);

@@ -8,6 +8,11 @@ import {
   CompleteJobRequestSchema,
   CreateJobRequestSchema,
   CreateRestoreRequestSchema,
+  CreateRestoreCodeRequestSchema,
+  OpenRestoreSessionRequestSchema,
+  RestoreReportSchema,
+  RESTORE_PHASES,
+  type RestoreSession,
   CycleFailedReportSchema,
   CycleProgressReportSchema,
   CycleStoppedReportSchema,
@@ -65,7 +70,7 @@ import {
  */
 
 /** Which bearer credential an operation takes (also the `x-ferry-credential` of each operation). */
-export type Credential = 'admin' | 'agent' | 'admin-or-agent' | 'none';
+export type Credential = 'admin' | 'agent' | 'admin-or-agent' | 'admin-or-restore' | 'any' | 'none';
 
 type Schema = { [key: string]: unknown };
 type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
@@ -131,6 +136,9 @@ const REQUESTS = {
   CompleteJobRequest: CompleteJobRequestSchema,
   CancelJobRequest: CancelJobRequestSchema,
   CreateRestoreRequest: CreateRestoreRequestSchema,
+  CreateRestoreCodeRequest: CreateRestoreCodeRequestSchema,
+  OpenRestoreSessionRequest: OpenRestoreSessionRequestSchema,
+  RestoreReport: RestoreReportSchema,
   // What agents send on their socket.io channel, checked against these schemas too.
   AgentHello: AgentHelloSchema,
   CycleProgressReport: CycleProgressReportSchema,
@@ -303,12 +311,37 @@ const RESPONSES = {
     seconds: num(),
     pinned: bool('An active restore uses it: retention and deletion leave it alone.'),
   }),
-  RestoreView: object<RestoreView>('A restore of a point; while active it pins the point.', {
+  RestoreView: object<RestoreView>('A restore of a point; while active it pins the point. With a code it is the restore ISO’s session.', {
     id: id(),
     pointId: id(),
+    pointName: str(),
+    sourceName: str(),
     state: oneOfValues(['active', 'finished', 'cancelled'] satisfies RestoreView['state'][]),
+    phase: oneOfValues(RESTORE_PHASES),
+    targetDisks: nullable(count('How many target disks the target VM must have, if given when the code was made.')),
+    codeExpiresAt: nullable(time()),
+    progress: nullable({
+      type: 'object',
+      required: ['bytesDone', 'bytesTotal', 'disk', 'message'],
+      properties: { bytesDone: num(), bytesTotal: num(), disk: nullable(str()), message: nullable(str()) },
+    }),
+    verified: array({ type: 'object', required: ['slot', 'nextBlock'], properties: { slot: count(), nextBlock: count() } }, 'Per disk, the first block not yet written and read back.'),
+    steps: array({ type: 'object', required: ['name', 'status', 'detail'], properties: { name: str(), status: oneOfValues(['ok', 'skipped', 'failed']), detail: str() } }),
+    error: nullable({ type: 'object', required: ['code', 'message'], properties: { code: str(), message: str() } }),
     createdAt: time(),
+    updatedAt: nullable(time()),
     finishedAt: nullable(time()),
+  }),
+  RestoreSession: object<RestoreSession>('The restore ISO’s session: its credential, the point and where a resumed restore starts.', {
+    restoreId: id(),
+    token: str('ferry_restore_<id>_<secret>'),
+    point: ref('Point'),
+    targetDisks: nullable(count()),
+    verified: array({ type: 'object', required: ['slot', 'nextBlock'], properties: { slot: count(), nextBlock: count() } }),
+  }),
+  RestoreCode: object<{ restore: RestoreView; code: string }>('A new restore and its code (shown only here).', {
+    restore: ref('RestoreView'),
+    code: str('XXXX-XXXX-XXXX-XXXX, Crockford base32'),
   }),
   GcReport: object<GcReport>('What garbage collection did.', {
     chunksBefore: count('Chunk files in the store when the sweep looked.'),
@@ -522,7 +555,7 @@ export const ROUTES: readonly Route[] = [
     operationId: 'getPoint',
     tag: 'points',
     summary: 'One point',
-    credential: 'admin-or-agent',
+    credential: 'any',
     reply: { data: ref('Point') },
     errors: ['POINT_NOT_FOUND', 'FORBIDDEN'],
   },
@@ -545,7 +578,7 @@ export const ROUTES: readonly Route[] = [
     tag: 'points',
     summary: 'The sealed block index (.fidx file) of one disk of a point',
     description: 'Checked against its checksums before it is sent. Errors are JSON.',
-    credential: 'admin-or-agent',
+    credential: 'any',
     reply: { binary: 'The whole .fidx file.' },
     errors: ['POINT_NOT_FOUND', 'FORBIDDEN', 'DISK_NOT_FOUND', 'INDEX_DAMAGED'],
     spec: 'docs/spec/block-index.md',
@@ -558,7 +591,7 @@ export const ROUTES: readonly Route[] = [
     summary: 'Data blocks from ≤ n < to of one disk of a point, as a restore frame stream',
     description:
       'from < to ≤ blockCount and to − from ≤ 4096. Only Data blocks are sent. Errors before the stream starts are JSON; a failure once it has started (CHUNK_DAMAGED, logged) closes the connection, and the client sees a stream without END.',
-    credential: 'admin-or-agent',
+    credential: 'any',
     query: [
       { name: 'from', required: true, schema: count(), description: 'First block.' },
       { name: 'to', required: true, schema: id(), description: 'Block after the last.' },
@@ -652,17 +685,51 @@ export const ROUTES: readonly Route[] = [
     reply: { data: ref('RestoreView') },
     errors: ['POINT_NOT_FOUND'],
   },
-  { method: 'get', path: '/restores/{id}', operationId: 'getRestore', tag: 'restores', summary: 'One restore', credential: 'admin', reply: { data: ref('RestoreView') }, errors: ['RESTORE_NOT_FOUND'] },
+  {
+    method: 'post',
+    path: '/restores/codes',
+    operationId: 'createRestoreCode',
+    tag: 'restores',
+    summary: 'Make a restore with a code for the restore ISO (what `ferry-appliance restore-code` prints)',
+    credential: 'admin',
+    body: { json: 'CreateRestoreCodeRequest' },
+    reply: { data: ref('RestoreCode') },
+    errors: ['POINT_NOT_FOUND'],
+  },
+  {
+    method: 'post',
+    path: '/restore-sessions',
+    operationId: 'openRestoreSession',
+    tag: 'restores',
+    summary: 'Exchange a restore code for a session credential (the restore ISO does this)',
+    description: 'The code goes in the body. A new session replaces the restore’s previous one.',
+    credential: 'none',
+    body: { json: 'OpenRestoreSessionRequest' },
+    reply: { data: ref('RestoreSession') },
+    errors: ['RESTORE_CODE_INVALID', 'RESTORE_CODE_EXPIRED', 'RESTORE_NOT_ACTIVE'],
+  },
+  { method: 'get', path: '/restores/{id}', operationId: 'getRestore', tag: 'restores', summary: 'One restore', credential: 'admin-or-restore', reply: { data: ref('RestoreView') }, errors: ['RESTORE_NOT_FOUND'] },
+  {
+    method: 'post',
+    path: '/restores/{id}/report',
+    operationId: 'reportRestore',
+    tag: 'restores',
+    summary: 'The restore ISO reports its phase, progress, verified blocks, compatibility steps or an error',
+    description: 'Phase "done" finishes the restore (and unpins its point).',
+    credential: 'admin-or-restore',
+    body: { json: 'RestoreReport' },
+    reply: { data: ref('RestoreView') },
+    errors: ['RESTORE_NOT_FOUND', 'RESTORE_NOT_ACTIVE'],
+  },
   {
     method: 'post',
     path: '/restores/{id}/finish',
     operationId: 'finishRestore',
     tag: 'restores',
     summary: 'Mark an active restore finished: unpins its point',
-    description: 'A restore that is not active gives BAD_REQUEST.',
     credential: 'admin',
     reply: { data: ref('RestoreView') },
-    errors: ['RESTORE_NOT_FOUND'],
+    errors: ['RESTORE_NOT_FOUND', 'RESTORE_NOT_ACTIVE'],
   },
   {
     method: 'post',
@@ -670,10 +737,9 @@ export const ROUTES: readonly Route[] = [
     operationId: 'cancelRestore',
     tag: 'restores',
     summary: 'Mark an active restore cancelled: unpins its point',
-    description: 'A restore that is not active gives BAD_REQUEST.',
     credential: 'admin',
     reply: { data: ref('RestoreView') },
-    errors: ['RESTORE_NOT_FOUND'],
+    errors: ['RESTORE_NOT_FOUND', 'RESTORE_NOT_ACTIVE'],
   },
   // storage
   {
@@ -697,6 +763,8 @@ const SECURITY: Record<Credential, Record<string, string[]>[]> = {
   admin: [{ adminToken: [] }],
   agent: [{ agentCredential: [] }],
   'admin-or-agent': [{ adminToken: [] }, { agentCredential: [] }],
+  'admin-or-restore': [{ adminToken: [] }, { restoreSession: [] }],
+  any: [{ adminToken: [] }, { agentCredential: [] }, { restoreSession: [] }],
 };
 
 export function pathParams(path: string): string[] {
@@ -708,7 +776,7 @@ export function routeErrors(r: Route): HttpErrorCode[] {
   const codes = new Set<HttpErrorCode>(['INTERNAL']);
   const add = (...cs: HttpErrorCode[]): void => cs.forEach((c) => codes.add(c));
   if (r.credential !== 'none') add('AUTH_REQUIRED', 'AUTH_INVALID');
-  if (r.credential === 'admin' || r.credential === 'agent') add('FORBIDDEN');
+  if (r.credential !== 'none' && r.credential !== 'admin-or-agent') add('FORBIDDEN');
   if (r.body && 'json' in r.body) add('BAD_REQUEST', 'PAYLOAD_TOO_LARGE');
   if (pathParams(r.path).length > 0 || r.query?.length) add('BAD_REQUEST');
   add(...r.errors);
@@ -790,6 +858,7 @@ const toUi: { [K in keyof ServerToUiEvents]-?: EventDoc } = {
   'job.updated': { summary: 'A job changed (state, settings, points, agent online).', payload: ref('JobView') },
   'job.progress': { summary: 'Live progress of a running cycle, about once a second.', payload: ref('JobProgress') },
   'job.log': { summary: 'A new job log entry.', payload: ref('JobLogEntry') },
+  'restore.updated': { summary: 'A restore changed (phase, progress, steps, error).', payload: ref('RestoreView') },
 };
 const fromUi: { [K in keyof UiToServerEvents]-?: EventDoc } = {
   'jobs.list': { summary: 'Every job, as GET /jobs; no payload, only the acknowledgement.', ack: ack(array(ref('JobView'))) },
@@ -852,6 +921,7 @@ export function openApiDocument(version: string): object {
       securitySchemes: {
         adminToken: { type: 'http', scheme: 'bearer', bearerFormat: 'ferry_admin_<id>_<secret>', description: 'Admin API token: `ferry-appliance token create --name NAME`.' },
         agentCredential: { type: 'http', scheme: 'bearer', bearerFormat: 'ferry_agent_<id>_<secret>', description: "An agent's credential from POST /enroll; reaches only its own source." },
+        restoreSession: { type: 'http', scheme: 'bearer', bearerFormat: 'ferry_restore_<id>_<secret>', description: 'The restore ISO’s credential from POST /restore-sessions; reaches only its restore and that restore’s point.' },
       },
       schemas: {
         Id: { type: 'integer', minimum: 1, maximum: 999_999_999_999_999, description: 'Decimal, without leading zeros, at most 15 digits; anything else is BAD_REQUEST.' },

@@ -1,6 +1,6 @@
 import { Router, type Response } from 'express';
 import type { PointService } from './service.js';
-import { assertAdmin, assertSourceAccess } from '../auth/service.js';
+import { assertAdmin, assertPointAccess } from '../auth/service.js';
 import { intParam, json, principal } from '../http/reply.js';
 
 /** Waits for the socket to want more; rejects if the client went away, so the stream stops reading chunks. */
@@ -36,6 +36,7 @@ export function pointRoutes(points: PointService, collectGarbage: (reason: strin
     json((req, res) => {
       const p = principal(res);
       if (p.kind === 'agent') return points.list(p.sourceId);
+      if (p.kind === 'restore') return [points.get(p.pointId)];
       assertAdmin(p);
       return points.list(req.query.sourceId === undefined ? undefined : intParam(req.query.sourceId, 'sourceId'));
     }),
@@ -44,19 +45,19 @@ export function pointRoutes(points: PointService, collectGarbage: (reason: strin
     '/points/:id',
     json((req, res) => {
       const id = intParam(req.params.id, 'point id');
-      assertSourceAccess(principal(res), points.sourceOf(id));
+      assertPointAccess(principal(res), id, (pid) => points.sourceOf(pid));
       return points.get(id);
     }),
   );
   r.get('/points/:id/disks/:diskId/index', async (req, res) => {
     const id = intParam(req.params.id, 'point id');
-    assertSourceAccess(principal(res), points.sourceOf(id));
+    assertPointAccess(principal(res), id, (pid) => points.sourceOf(pid));
     const body = await points.index(id, intParam(req.params.diskId, 'disk id'));
     res.type('application/octet-stream').send(body);
   });
   r.get('/points/:id/disks/:diskId/blocks', async (req, res) => {
     const id = intParam(req.params.id, 'point id');
-    assertSourceAccess(principal(res), points.sourceOf(id));
+    assertPointAccess(principal(res), id, (pid) => points.sourceOf(pid));
     const diskId = intParam(req.params.diskId, 'disk id');
     const from = req.query.from === '0' ? 0 : intParam(req.query.from, 'from');
     const to = intParam(req.query.to, 'to');

@@ -1,0 +1,120 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { API_PREFIX, initHashing, type RestoreView } from '@ferry/protocol';
+import { ferry, ferryOk, ROOT } from '../lib/cli.js';
+import { startTestAppliance, type TestAppliance } from '../lib/jobs.js';
+
+/*
+ * Restore sessions as the restore ISO uses them, run on this machine with image-file targets: a restore code
+ * from `ferry-appliance restore-code`, `ferry-restore code`, live progress on the appliance, resume after the
+ * restore program is killed, and the refusals that must leave the targets untouched.
+ */
+
+const MIB = 1024 * 1024;
+
+describe('restore sessions with a restore code', { timeout: 10 * 60_000 }, () => {
+  let work: string;
+  let t: TestAppliance;
+  let image: string;
+  let pointId: number;
+
+  before(async () => {
+    await initHashing();
+    work = await mkdtemp(path.join(os.tmpdir(), 'ferry-restore-session-'));
+    t = await startTestAppliance();
+    image = path.join(work, 'srv.img');
+    const data = randomBytes(384 * MIB);
+    data.fill(0, 0, MIB);
+    data.fill(0, 100 * MIB, 110 * MIB); // zero blocks are restored as zeroes, not sent
+    await writeFile(image, data);
+    const state = path.join(work, 'agent');
+    await t.enroll(state, 'srv');
+    const r = await ferryOk('agent', ['backup', '--state', state, '--disk', image, '--json']);
+    pointId = (JSON.parse(r.stdout) as { point: { id: number } }).point.id;
+  });
+  after(async () => {
+    await t.close();
+    await rm(work, { recursive: true, force: true });
+  });
+
+  const restoreCode = async (extra: string[] = []): Promise<string> =>
+    (await ferryOk('appliance', ['restore-code', '--data', t.dataDir, '--point', String(pointId), ...extra])).stdout.trim();
+  const codeArgs = (code: string, target: string, fingerprint = t.server.fingerprint): string[] => [
+    'code',
+    '--appliance',
+    t.server.url,
+    '--fingerprint',
+    fingerprint,
+    '--code',
+    code,
+    '--target',
+    target,
+  ];
+  const restoreView = async (id: number): Promise<RestoreView> => t.admin.json<RestoreView>(`${API_PREFIX}/restores/${id}`);
+
+  test('a restore killed mid-way resumes from the last verified block, and the result is byte-equal', async () => {
+    const code = await restoreCode();
+    assert.match(code, /^[0-9A-Z]{4}(-[0-9A-Z]{4}){3}$/);
+    const target = path.join(work, 'target.img');
+    const restoreId = (await t.admin.json<RestoreView[]>(`${API_PREFIX}/restores`)).at(-1)!.id;
+    const child = spawn(process.execPath, [path.join(ROOT, 'restore-pe/bin/ferry-restore.js'), ...codeArgs(code, target)], { stdio: 'ignore' });
+    const exited = new Promise((r) => child.once('exit', r));
+    let verified = 0;
+    for (const deadline = Date.now() + 60_000; Date.now() < deadline && child.exitCode === null; ) {
+      verified = (await restoreView(restoreId)).verified[0]?.nextBlock ?? 0;
+      if (verified >= 64) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    child.kill('SIGKILL');
+    await exited;
+    const interrupted = await restoreView(restoreId);
+    const at = interrupted.verified[0]!.nextBlock;
+    assert.ok(at >= 64 && at < 384, `killed with ${at} of 384 blocks written and verified`);
+    assert.equal(interrupted.phase, 'writing');
+    assert.equal(interrupted.state, 'active');
+
+    const r = await ferryOk('restore', codeArgs(code.toLowerCase().replaceAll('-', ' '), target));
+    assert.match(r.stdout, new RegExp(`resumed at block ${at}\\)`));
+    assert.ok((await readFile(target)).equals(await readFile(image)), 'the resumed restore is byte-equal to the source');
+    const done = await restoreView(restoreId);
+    assert.equal(done.state, 'finished');
+    assert.equal(done.phase, 'done');
+    assert.equal(done.verified[0]!.nextBlock, 384);
+    assert.ok(done.progress!.bytesDone > 0);
+
+    const again = await ferry('restore', codeArgs(code, path.join(work, 'again.img')));
+    assert.equal(again.code, 2);
+    assert.match(again.stderr, /RESTORE_NOT_ACTIVE/);
+  });
+
+  test('a wrong code, a wrong fingerprint, the wrong number of targets and a smaller target are refused; nothing is written', async () => {
+    const code = await restoreCode(['--target-disks', '1']);
+    const target = path.join(work, 'untouched.img');
+    const cases: [string[], RegExp][] = [
+      [codeArgs('ABCD-EFGH-JKMN-PQRS', target), /the restore code ABCD-EFGH-JKMN-PQRS is not one this appliance issued[\s\S]*RESTORE_CODE_INVALID/],
+      [codeArgs('hello', target), /"hello" is not a restore code[\s\S]*RESTORE_CODE_INVALID/],
+      [codeArgs(code, target, 'SHA256:' + '00:'.repeat(31) + '00'), /presented SHA256:[0-9A-F:]+, but SHA256:00:00[\s\S]*FINGERPRINT_MISMATCH/],
+      [codeArgs(code, `${target},${path.join(work, 'second.img')}`), /made for a target with 1 disk\(s\), but this machine has 2; nothing was written[\s\S]*TARGET_COUNT_MISMATCH/],
+    ];
+    for (const [args, message] of cases) {
+      const r = await ferry('restore', args);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, message);
+      await assert.rejects(stat(target), 'no target file was created');
+    }
+    const small = path.join(work, 'small.img');
+    const before = randomBytes(MIB);
+    await writeFile(small, before);
+    const r = await ferry('restore', codeArgs(code, small));
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /holds 1048576 bytes but source disk .* needs 402653184 bytes[\s\S]*TARGET_TOO_SMALL/);
+    assert.ok((await readFile(small)).equals(before), 'the smaller target is untouched');
+    const view = (await t.admin.json<RestoreView[]>(`${API_PREFIX}/restores`)).at(-1)!;
+    assert.equal(view.error?.code, 'TARGET_TOO_SMALL', 'the appliance shows why the restore stopped');
+  });
+});
