@@ -6,9 +6,14 @@ LISTEN ?= 0.0.0.0:8443
 
 UNIT_TESTS := $(shell find protocol/src appliance/src agent/src restore-pe/src -name '*.test.ts' 2>/dev/null | sort)
 INTEGRATION_TESTS := $(shell find test/integration -name '*.test.ts' 2>/dev/null | sort)
+# End to end: real QEMU virtual machines (the source fixture, the restore ISO, the migration proof).
+E2E_TESTS := $(shell find test/e2e -name '*.test.ts' 2>/dev/null | sort)
 NODE_TEST := node --conditions=development --import tsx --test --test-reporter=spec
+# The restore ISO's build stages and the scripts it puts on the ISO (init, launcher).
+ISO_SCRIPTS := iso/build.sh $(wildcard iso/lib/*.sh iso/stages/*.sh) iso/initrd/init \
+  $(wildcard iso/layer/usr/local/sbin/ferry-* iso/layer/usr/local/bin/* iso/layer/etc/profile.d/*.sh)
 
-.PHONY: install build run test test-unit test-integration lint bench clean
+.PHONY: install build run test test-unit test-integration test-e2e lint bench clean iso
 
 # System packages (apt) and npm packages; re-run only when the lock file changes.
 node_modules/.ferry-installed: package-lock.json scripts/install-system-deps.sh
@@ -28,11 +33,12 @@ run: build
 lint: install
 	npx tsc -b
 	npx eslint --max-warnings 0 .
-	for f in scripts/*.sh .ci/run; do bash -n "$$f" || exit 1; done
+	for f in scripts/*.sh .ci/run $(ISO_SCRIPTS); do bash -n "$$f" || exit 1; done
+	shellcheck -x $(ISO_SCRIPTS)
 
 # One node --test run over every tier, so CI reads one summary.
 test: build lint
-	$(NODE_TEST) --test-concurrency=1 $(UNIT_TESTS) $(INTEGRATION_TESTS)
+	$(NODE_TEST) --test-concurrency=1 $(UNIT_TESTS) $(INTEGRATION_TESTS) $(E2E_TESTS)
 
 test-unit: build
 	$(NODE_TEST) $(UNIT_TESTS)
@@ -40,9 +46,17 @@ test-unit: build
 test-integration: build
 	$(NODE_TEST) --test-concurrency=1 $(INTEGRATION_TESTS)
 
+test-e2e: build
+	$(NODE_TEST) --test-concurrency=1 $(E2E_TESTS)
+
 # Throughput on a generated 1 GiB image; not a test (no timing assertions), results in docs/benchmarks.md.
 bench: build
 	node --conditions=development --import tsx test/bench/throughput.ts
+
+# The restore ISO, iso/out/ferry-restore.iso (docs/restore-iso.md). The Debian root is cached in iso/work
+# (FRESH=1 rebuilds it); the restore-pe bundle, the initrd and the ISO are made anew each time.
+iso: build
+	FERRY_PROGRAMS_BUILT=1 FRESH=$(FRESH) bash iso/build.sh
 
 clean:
 	rm -rf */dist test/out .cache

@@ -9,6 +9,18 @@ packages=(
   xfsprogs     # mkfs.xfs: filesystem detection tests
   util-linux   # losetup, partx, mount, blkdiscard, blockdev
   openssl      # inspecting the appliance certificate in tests
+  debootstrap        # iso/: the restore ISO's Debian root filesystem
+  squashfs-tools     # iso/: mksquashfs of that root
+  xorriso            # iso/: grub-mkrescue writes the hybrid ISO; tests extract its kernel and initrd
+  mtools             # iso/: grub-mkrescue fills the ISO's EFI system partition image
+  grub-common        # iso/: grub-mkrescue
+  grub-pc-bin        # iso/: BIOS boot (El Torito + MBR) of the ISO
+  grub-efi-amd64-bin # iso/: UEFI boot of the ISO
+  cpio               # iso/: the initrd archive
+  busybox-static     # iso/: the initrd's shell and tools (static, so the initrd needs no libraries)
+  shellcheck         # make lint: checks the ISO build's stage scripts
+  qemu-system-x86    # test/e2e: boots the ISO
+  ovmf               # test/e2e: UEFI firmware for QEMU
 )
 missing=()
 for p in "${packages[@]}"; do

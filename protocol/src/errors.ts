@@ -44,6 +44,7 @@ export const ERRORS = {
   APPLIANCE_UNREACHABLE: { status: 0, user: true, hint: 'Check the appliance address and port, that it runs (`make run`), and the network between the two.' },
   NOT_ENROLLED: { status: 0, user: true, hint: 'Enroll this agent first: `ferry-agent enroll --appliance URL --fingerprint FP --token T`.' },
   DISK_UNREADABLE: { status: 0, user: true, hint: 'Check the disk path and that the agent runs as root.' },
+  NETWORK_UNAVAILABLE: { status: 0, user: true, hint: 'Give the VM a network interface the restore ISO has a driver for (virtio-net, e1000, vmxnet3, Hyper-V), check that it is connected, and check the address settings.' },
   TARGET_COUNT_MISMATCH: { status: 0, user: true, hint: 'Give exactly one target per source disk, in the same order (--target A,B,…).' },
   TARGET_TOO_SMALL: { status: 0, user: true, hint: 'Each target must be at least as large as its source disk: grow the target disk or pick a larger one.' },
   TARGET_UNWRITABLE: { status: 0, user: true, hint: 'Check the target path and that the restore runs as root.' },

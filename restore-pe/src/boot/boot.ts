@@ -51,7 +51,9 @@ async function chooseNetwork(c: BootConsole, s: BootSettings): Promise<void> {
   c.step(1, 'Network');
   for (;;) {
     const nics = await listNics();
-    if (nics.length === 0) throw new FerryError('APPLIANCE_UNREACHABLE', 'this machine has no network interface the restore environment knows (no driver for its NIC?)');
+    if (nics.length === 0) {
+      throw new FerryError('NETWORK_UNAVAILABLE', 'this machine shows no network interface; boot the ISO again after adding one');
+    }
     nics.forEach((n, i) => c.say(`  [${i + 1}] ${n.name.padEnd(10)} driver ${n.driver.padEnd(12)} link ${n.link.padEnd(7)} ${n.mac}`));
     const preferred = nics.find((n) => n.name === s.nic) ?? nics.find((n) => n.link === 'up') ?? nics[0]!;
     const nic = s.auto
@@ -84,12 +86,13 @@ async function chooseNetwork(c: BootConsole, s: BootSettings): Promise<void> {
       }
     }
     try {
-      c.say(`  configuring ${nic.name} (${net.kind === 'dhcp' ? 'DHCP' : `${net.address}/${net.prefix}${gateway ? ` via ${gateway}` : ''}`}) …`);
+      c.say(`  configuring ${nic.name} (${net.kind === 'dhcp' ? 'DHCP' : `${net.address}/${net.prefix}${gateway ? ` via ${gateway}` : ''}`}) ...`);
       c.say(`  ${await configureNetwork(nic.name, net, gateway, dns)}`);
       return;
     } catch (err) {
-      c.problem(err);
-      if (s.auto) throw err;
+      const fe = err instanceof FerryError ? err : new FerryError('NETWORK_UNAVAILABLE', `cannot bring ${nic.name} up: ${(err as Error).message}`, { cause: err });
+      c.problem(fe);
+      if (s.auto) throw fe;
       s.network = null;
     }
   }
@@ -142,12 +145,12 @@ async function openSession(c: BootConsole, s: BootSettings, appliance: { url: st
 
 /** Source and target disks side by side; the one-to-one mapping is refused before anything is written if it cannot work. */
 function mapping(c: BootConsole, point: Point, targets: TargetDisk[]): void {
-  c.say('  source disk                                 →  target disk');
+  c.say('  source disk                                 ->  target disk');
   const rows = Math.max(point.disks.length, targets.length);
   for (let i = 0; i < rows; i++) {
     const src = point.disks[i];
     const tgt = targets[i];
-    c.say(`  ${(src ? `${src.key} ${formatBytes(src.size)}` : '(none)').padEnd(44)} →  ${tgt ? describeDisk(tgt) : '(none)'}`);
+    c.say(`  ${(src ? `${src.key} ${formatBytes(src.size)}` : '(none)').padEnd(44)} ->  ${tgt ? describeDisk(tgt) : '(none)'}`);
   }
   if (point.disks.length !== targets.length) {
     throw new FerryError(
@@ -196,7 +199,7 @@ export async function runBoot(opts: BootOptions): Promise<number> {
   c.say(`Ferry restore ${opts.version}`);
   if (!existsSync(RESTORE_ENVIRONMENT_MARKER)) {
     c.say(`!! \`ferry-restore boot\` runs only inside the Ferry restore ISO (no ${RESTORE_ENVIRONMENT_MARKER}): it would write to this machine's disks.`);
-    c.say('   what to do: boot the restore ISO on the target machine, or use `ferry-restore code --target …` to restore onto chosen disks or image files.');
+    c.say('   what to do: boot the restore ISO on the target machine, or use `ferry-restore code --target ...` to restore onto chosen disks or image files.');
     return BAD_SETTINGS;
   }
   let s: BootSettings;
@@ -227,7 +230,7 @@ export async function runBoot(opts: BootOptions): Promise<number> {
       { client, session: opened.session, targets: targets.map((t) => t.path), verify: s.verify, progress: process.stdout, log: (l) => c.say(`  ${l}`) },
       reporter,
     );
-    for (const d of result.disks) c.say(`  ${d.source} → ${d.target}: ${formatBytes(d.bytesWritten)} written${d.verified ? ', verified' : ''}${d.gptRelocated ? ', GPT moved to the end' : ''}`);
+    for (const d of result.disks) c.say(`  ${d.source} -> ${d.target}: ${formatBytes(d.bytesWritten)} written${d.verified ? ', verified' : ''}${d.gptRelocated ? ', GPT moved to the end' : ''}`);
     let failed = 0;
     if (s.compat) {
       c.step(6, 'Make the restored system bootable here');
@@ -249,7 +252,7 @@ export async function runBoot(opts: BootOptions): Promise<number> {
     c.say(`FERRY-RESTORE-DONE ${result.point.name}${failed ? ` (${failed} compatibility step(s) failed: see above)` : ''}`);
     if (failed) return FAILED;
     if (s.reboot) {
-      c.say('Rebooting into the restored system…');
+      c.say('Rebooting into the restored system...');
       await sh('reboot', ['-f']).catch(() => sh('sh', ['-c', 'echo b > /proc/sysrq-trigger']));
     } else {
       c.say('Powering off (ferry.reboot=0).');
