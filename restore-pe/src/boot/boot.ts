@@ -231,6 +231,9 @@ export async function runBoot(opts: BootOptions): Promise<number> {
       reporter,
     );
     for (const d of result.disks) c.say(`  ${d.source} -> ${d.target}: ${formatBytes(d.bytesWritten)} written${d.verified ? ', verified' : ''}${d.gptRelocated ? ', GPT moved to the end' : ''}`);
+    // The kernel still holds the targets' old (empty) partition tables: make it read the restored ones.
+    for (const t of targets) await sh('partprobe', [t.path]).catch(() => sh('blockdev', ['--rereadpt', t.path]).catch((err: Error) => c.say(`  ${err.message}`)));
+    await sh('udevadm', ['settle', '--timeout=30']).catch(() => '');
     let failed = 0;
     if (s.compat) {
       c.step(6, 'Make the restored system bootable here');
