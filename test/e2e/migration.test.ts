@@ -64,6 +64,8 @@ describe('migration proof: a source that cannot boot on virtio is restored by th
   let work: string;
   let appliance: ChildProcess | undefined;
   const vms: Vm[] = [];
+  /** What the refusal test reuses from the migration: the appliance, its fingerprint, a point and the ISO. */
+  let ctx: { fingerprint: string; dataDir: string; pointId: number; sourceSize: number; kernel: string; initrd: string; iso: string } | undefined;
 
   before(async () => {
     work = await mkdtemp(path.join(os.tmpdir(), 'ferry-migration-'));
@@ -113,6 +115,7 @@ describe('migration proof: a source that cannot boot on virtio is restored by th
     const second = JSON.parse(await ferryNs('agent', ['backup', '--state', state, '--disk', source, '--json'])) as { point: { id: number; name: string } };
     assert.equal(second.point.name, 'CYCLE_2');
     const code = (await ferryNs('appliance', ['restore-code', '--data', dataDir, '--point', String(second.point.id), '--target-disks', '1'])).trim();
+    ctx = { fingerprint: started.fingerprint, dataDir, pointId: second.point.id, sourceSize: (await stat(source)).size, kernel, initrd, iso };
 
     const target = path.join(work, 'target.img');
     await writeFile(target, '');
@@ -140,5 +143,47 @@ describe('migration proof: a source that cannot boot on virtio is restored by th
     const restored = await startVm({ disks: [{ file: target, interface: 'virtio' }], serialLog: path.join(LOGS, 'restored-virtio.log') });
     vms.push(restored);
     await restored.waitFor(new RegExp(`FERRY-BOOT-MARKER: ${marker}`), 5 * MIN);
+  });
+
+  test('at the console, a wrong code, a wrong fingerprint, a different number of disks and a smaller disk are refused; nothing is written', async () => {
+    assert.ok(ctx, 'the migration test ran first and left its appliance and point');
+    const c = ctx;
+    const code = (await ferryNs('appliance', ['restore-code', '--data', c.dataDir, '--point', String(c.pointId)])).trim();
+    const blank = async (name: string, size: number): Promise<string> => {
+      const file = path.join(work, name);
+      await writeFile(file, '');
+      await truncate(file, size);
+      return file;
+    };
+    const cases: { name: string; options: string; disks: number[]; expect: RegExp }[] = [
+      { name: 'wrong code', options: `ferry.fingerprint=${c.fingerprint} ferry.code=ZZZZ-ZZZZ-ZZZZ-ZZZZ`, disks: [c.sourceSize], expect: /is not one this appliance issued[\s\S]*what to do: Check the restore code[\s\S]*RESTORE_CODE_INVALID/ },
+      { name: 'wrong fingerprint', options: `ferry.fingerprint=SHA256:${'00:'.repeat(31)}00 ferry.code=${code}`, disks: [c.sourceSize], expect: /presented SHA256:[0-9A-F:]+, but SHA256:00:00[\s\S]*FINGERPRINT_MISMATCH/ },
+      { name: 'two disks', options: `ferry.fingerprint=${c.fingerprint} ferry.code=${code}`, disks: [c.sourceSize, c.sourceSize], expect: /has 1 disk\(s\) but this machine has 2; disks map one to one[\s\S]*TARGET_COUNT_MISMATCH/ },
+      { name: 'smaller disk', options: `ferry.fingerprint=${c.fingerprint} ferry.code=${code}`, disks: [c.sourceSize - 512 * 1024 * 1024], expect: /target \/dev\/vda holds .* but source disk .* needs .*nothing was written[\s\S]*TARGET_TOO_SMALL/ },
+    ];
+    for (const k of cases) {
+      const files = await Promise.all(k.disks.map((size, i) => blank(`refuse-${k.name.replace(/ /g, '-')}-${i}.img`, size)));
+      const vm = await startVm({
+        netns: NS,
+        kernel: c.kernel,
+        initrd: c.initrd,
+        cdrom: c.iso,
+        append: `console=ttyS0,115200 ferry.ip=${VM_IP}/24 ferry.appliance=${APPLIANCE_IP} ${k.options} ferry.auto=1 ferry.reboot=0`,
+        disks: files.map((file) => ({ file, interface: 'virtio' as const })),
+        nics: [{ tap: TAP, model: 'virtio-net-pci' }],
+        memoryMiB: 1536,
+        serialLog: path.join(LOGS, `refuse-${k.name.replace(/ /g, '-')}.log`),
+      });
+      vms.push(vm);
+      try {
+        await vm.waitFor(/FERRY-RESTORE-FAILED|FERRY-RESTORE-DONE/, 10 * MIN);
+        const out = vm.output();
+        assert.match(out, /FERRY-RESTORE-FAILED/, `${k.name}: refused`);
+        assert.match(out, k.expect, `${k.name}: the console says what is wrong and what to do`);
+      } finally {
+        await vm.kill();
+      }
+      for (const f of files) assert.equal((await stat(f)).blocks, 0, `${k.name}: nothing was written to ${path.basename(f)}`);
+    }
   });
 });
