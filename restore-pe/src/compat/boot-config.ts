@@ -12,7 +12,7 @@ function renameParams(value: string, params: string, rename: Renamer, changes: s
       unresolved.push(`${key}=${spec}`);
       return all;
     }
-    changes.push(`${key}=${spec} → ${key}=${r.to}`);
+    changes.push(`${key}=${spec} -> ${key}=${r.to}`);
     return `${lead}${key}=${r.to}`;
   });
 }
@@ -27,7 +27,7 @@ export function rewriteGrubDefaults(text: string, rename: Renamer): Rewrite {
   const lines = text.split('\n').flatMap((line) => {
     if (/^\s*GRUB_CMDLINE_LINUX(_DEFAULT)?=/.test(line)) return [renameParams(line, 'root|resume', rename, changes, unresolved)];
     if (/^\s*GRUB_DISABLE_LINUX_UUID=["']?true["']?\s*$/.test(line)) {
-      changes.push('GRUB_DISABLE_LINUX_UUID=true → false');
+      changes.push('GRUB_DISABLE_LINUX_UUID=true -> false');
       return [`# ${line.trim()}  (turned off by Ferry: the kernel finds its root by UUID on the new machine)`, 'GRUB_DISABLE_LINUX_UUID=false'];
     }
     return [line];

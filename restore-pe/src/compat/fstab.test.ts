@@ -35,7 +35,7 @@ test('rewriteDeviceColumn turns fstab device names into UUIDs and keeps everythi
       '',
     ].join('\n'),
   );
-  assert.deepEqual(r.changes, ['/dev/sda1 → UUID=aaaa-1111', '/dev/sda2 → UUID=bbbb-2222']);
+  assert.deepEqual(r.changes, ['/dev/sda1 -> UUID=aaaa-1111', '/dev/sda2 -> UUID=bbbb-2222']);
   assert.deepEqual(r.unresolved, []);
 });
 

@@ -17,7 +17,7 @@ export function stableRenamer(table: DeviceTable): Renamer {
 
 export interface Rewrite {
   text: string;
-  /** "old → new" for each changed reference. */
+  /** "old -> new" for each changed reference. */
   changes: string[];
   /** Unstable names that could not be mapped to a restored device. */
   unresolved: string[];
@@ -64,7 +64,7 @@ export function rewriteDeviceColumn(text: string, column: number, rename: Rename
       if (r === undefined) break;
       if ('unresolved' in r) (/(^|,)(noauto|nofail)(,|$)/.test(options) ? optional : unresolved).push(tokens[i]!);
       else {
-        changes.push(`${tokens[i]!} → ${r.to}`);
+        changes.push(`${tokens[i]!} -> ${r.to}`);
         tokens[i] = r.to;
       }
       break;

@@ -43,7 +43,7 @@ export async function restoredNicNames(ctx: CompatContext, kernelNames: string[]
   for (const n of kernelNames) {
     const r = /^eth\d+$/.test(n) ? await ctx.run('udevadm', ['test-builtin', 'net_id', `/sys/class/net/${n}`], { chroot: ctx.root }).catch(() => undefined) : undefined;
     const name = (r && predictableName(parseKeyValues(`${r.stdout}\n${r.stderr}`))) ?? n;
-    if (name !== n) renamed.push(`${n} → ${name}`);
+    if (name !== n) renamed.push(`${n} -> ${name}`);
     names.push(name);
   }
   return { names, renamed };
