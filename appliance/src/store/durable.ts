@@ -1,4 +1,4 @@
-import { open, rename, unlink } from 'node:fs/promises';
+import { open, type FileHandle, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 
@@ -12,12 +12,15 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-/** Write to a temporary name, fsync, rename over the target, fsync the directory: all or nothing. */
-export async function writeFileDurable(file: string, data: string | Buffer, mode = 0o644): Promise<void> {
+/**
+ * Fills a temporary file (`fill`), fsyncs it, renames it over the target and fsyncs the directory: a reader
+ * sees no file or the whole one, also after a power cut.
+ */
+export async function writeDurable(file: string, fill: (fh: FileHandle) => Promise<void>, mode = 0o644): Promise<void> {
   const tmp = `${file}.tmp-${randomBytes(6).toString('hex')}`;
   const fh = await open(tmp, 'wx', mode);
   try {
-    await fh.writeFile(data);
+    await fill(fh);
     await fh.sync();
   } catch (err) {
     await fh.close();
@@ -27,4 +30,9 @@ export async function writeFileDurable(file: string, data: string | Buffer, mode
   await fh.close();
   await rename(tmp, file);
   await fsyncDir(path.dirname(file));
+}
+
+/** Write to a temporary name, fsync, rename over the target, fsync the directory: all or nothing. */
+export function writeFileDurable(file: string, data: string | Buffer, mode = 0o644): Promise<void> {
+  return writeDurable(file, (fh) => fh.writeFile(data), mode);
 }

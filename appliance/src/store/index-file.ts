@@ -1,6 +1,5 @@
-import { access, mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
+import { access, mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import {
   BlockIndex,
   decodeIndexHeader,
@@ -12,7 +11,7 @@ import {
   xxh64,
   type IndexHeader,
 } from '@ferry/protocol';
-import { fsyncDir } from './durable.js';
+import { fsyncDir, writeDurable } from './durable.js';
 
 /**
  * Per-disk index files under `indexes/<cycle id>/<disk id>.fidx`. A running cycle's index is created full
@@ -33,20 +32,14 @@ export class IndexFiles {
   async create(cycleId: number, diskId: number, geometry: Omit<IndexHeader, 'sealed' | 'entriesXxh64'>): Promise<void> {
     const file = this.pathOf(cycleId, diskId);
     await mkdir(path.dirname(file), { recursive: true });
-    const tmp = `${file}.tmp-${randomBytes(6).toString('hex')}`;
-    const fh = await open(tmp, 'wx', 0o640);
-    try {
-      await fh.write(encodeIndexHeader({ ...geometry, sealed: false, entriesXxh64: 0n }), 0, INDEX_HEADER_BYTES, 0);
-      await fh.truncate(INDEX_HEADER_BYTES + geometry.blockCount * INDEX_ENTRY_BYTES);
-      await fh.sync();
-    } catch (err) {
-      await fh.close();
-      await unlink(tmp).catch(() => undefined);
-      throw err;
-    }
-    await fh.close();
-    await rename(tmp, file);
-    await fsyncDir(path.dirname(file));
+    await writeDurable(
+      file,
+      async (fh) => {
+        await fh.write(encodeIndexHeader({ ...geometry, sealed: false, entriesXxh64: 0n }), 0, INDEX_HEADER_BYTES, 0);
+        await fh.truncate(INDEX_HEADER_BYTES + geometry.blockCount * INDEX_ENTRY_BYTES);
+      },
+      0o640,
+    );
     await fsyncDir(this.root);
   }
 
