@@ -4,6 +4,7 @@
 set -euo pipefail
 packages=(
   fdisk        # sfdisk: partitioned test images (MBR)
+  dosfstools   # mkfs.vfat: the EFI system partition of the UEFI source fixture
   gdisk        # sgdisk: partitioned test images (GPT)
   e2fsprogs    # mkfs.ext4, e2fsck, dumpe2fs: ext4 fixtures and fsck of restored disks
   xfsprogs     # mkfs.xfs: filesystem detection tests

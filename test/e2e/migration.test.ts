@@ -88,62 +88,86 @@ describe('migration proof: a source that cannot boot on virtio is restored by th
     await rm(work, { recursive: true, force: true });
   });
 
-  test('restore the incremental point with the ISO onto a virtio disk, then boot it', async () => {
-    const [fixture, iso] = await Promise.all([ensureDebianSource(), ensureIso()]);
+  /** The appliance in the namespace, started by the first test that needs it. */
+  let shared: { dataDir: string; fingerprint: string } | undefined;
+  async function applianceInNs(): Promise<{ dataDir: string; fingerprint: string }> {
+    if (!shared) {
+      const dataDir = path.join(work, 'appliance');
+      const started = await startApplianceInNs(dataDir);
+      appliance = started.child;
+      shared = { dataDir, fingerprint: started.fingerprint };
+    }
+    return shared;
+  }
+
+  /**
+   * The migration on one firmware: on UEFI the source is GPT with an EFI system partition and GRUB at the
+   * removable path, every VM boots OVMF, and the ISO must reinstall GRUB for UEFI on the restored disk.
+   */
+  async function migrate(firmware: 'bios' | 'uefi'): Promise<void> {
+    const [fixture, iso] = await Promise.all([ensureDebianSource(firmware), ensureIso()]);
     const { kernel, initrd } = await isoKernelInitrd(iso);
-    const source = path.join(work, 'source.img');
+    const source = path.join(work, `source-${firmware}.img`);
     await sh('cp', ['--sparse=always', fixture, source]);
+    const rootPartition = firmware === 'uefi' ? 2 : 1;
 
     // The fixture boots on IDE (and, its own test shows, not on virtio).
-    const ide = await startVm({ disks: [{ file: source, interface: 'ide', snapshot: true }], serialLog: path.join(LOGS, 'source-ide.log') });
+    const ide = await startVm({ firmware, disks: [{ file: source, interface: 'ide', snapshot: true }], serialLog: path.join(LOGS, `${firmware}-source-ide.log`) });
     vms.push(ide);
     await ide.waitFor(/FERRY-BOOT-MARKER: none/, 5 * MIN);
     await ide.kill();
 
-    const dataDir = path.join(work, 'appliance');
-    const started = await startApplianceInNs(dataDir);
-    appliance = started.child;
+    const { dataDir, fingerprint } = await applianceInNs();
     const url = `https://${APPLIANCE_IP}:8443`;
-    const state = path.join(work, 'agent');
-    const enroll = (await sh('ip', inNs([process.execPath, path.join(ROOT, 'appliance/bin/ferry-appliance.js'), 'enroll-token', '--data', dataDir]))).trim();
-    await ferryNs('agent', ['enroll', '--appliance', url, '--fingerprint', started.fingerprint, '--token', enroll, '--state', state, '--name', 'debian-source']);
+    const state = path.join(work, `agent-${firmware}`);
+    const enroll = (await ferryNs('appliance', ['enroll-token', '--data', dataDir])).trim();
+    await ferryNs('agent', ['enroll', '--appliance', url, '--fingerprint', fingerprint, '--token', enroll, '--state', state, '--name', `debian-${firmware}`]);
     await ferryNs('agent', ['backup', '--state', state, '--disk', source, '--json']);
-    const marker = `second-point-${randomBytes(6).toString('hex')}`;
-    await withMounted(source, 1, async (dir) => {
+    const marker = `second-point-${firmware}-${randomBytes(6).toString('hex')}`;
+    await withMounted(source, rootPartition, async (dir) => {
       await writeFile(path.join(dir, 'etc/ferry-marker'), `${marker}\n`);
     });
     const second = JSON.parse(await ferryNs('agent', ['backup', '--state', state, '--disk', source, '--json'])) as { point: { id: number; name: string } };
     assert.equal(second.point.name, 'CYCLE_2');
     const code = (await ferryNs('appliance', ['restore-code', '--data', dataDir, '--point', String(second.point.id), '--target-disks', '1'])).trim();
-    ctx = { fingerprint: started.fingerprint, dataDir, pointId: second.point.id, sourceSize: (await stat(source)).size, kernel, initrd, iso };
+    ctx ??= { fingerprint, dataDir, pointId: second.point.id, sourceSize: (await stat(source)).size, kernel, initrd, iso };
 
-    const target = path.join(work, 'target.img');
+    const target = path.join(work, `target-${firmware}.img`);
     await writeFile(target, '');
     await truncate(target, (await stat(source)).size);
+    const log = path.join(LOGS, `${firmware}-restore-iso.log`);
     const restoreVm = await startVm({
+      firmware,
       netns: NS,
       kernel,
       initrd,
       cdrom: iso,
-      append: `console=ttyS0,115200 ferry.ip=${VM_IP}/24 ferry.appliance=${APPLIANCE_IP} ferry.fingerprint=${started.fingerprint} ferry.code=${code} ferry.auto=1 ferry.reboot=0`,
+      append: `console=ttyS0,115200 ferry.ip=${VM_IP}/24 ferry.appliance=${APPLIANCE_IP} ferry.fingerprint=${fingerprint} ferry.code=${code} ferry.auto=1 ferry.reboot=0`,
       disks: [{ file: target, interface: 'virtio' }],
       nics: [{ tap: TAP, model: 'virtio-net-pci' }],
       memoryMiB: 1536,
-      serialLog: path.join(LOGS, 'restore-iso.log'),
+      serialLog: log,
+      // OVMF on the default i440FX machine does not show the guest an IDE CD; on q35 the CD sits on AHCI.
+      ...(firmware === 'uefi' ? { extraArgs: ['-machine', 'q35'] } : {}),
     });
     vms.push(restoreVm);
     await restoreVm.waitFor(/FERRY-RESTORE-DONE CYCLE_2|FERRY-RESTORE-FAILED/, 40 * MIN);
     const out = restoreVm.output();
     const steps = out.split('\n').filter((l) => /\[( ok |skip|FAIL)\]|!!|what to do/.test(l)).join('\n');
-    assert.doesNotMatch(out, /FERRY-RESTORE-FAILED/, `${steps}\n(serial log: ${LOGS}/restore-iso.log)`);
+    assert.doesNotMatch(out, /FERRY-RESTORE-FAILED/, `${steps}\n(serial log: ${log})`);
     assert.doesNotMatch(out, /\[FAIL\]/, `every compatibility step succeeded or was skipped:\n${steps}`);
     for (const step of ['root', 'fstab', 'initramfs', 'bootloader']) assert.match(out, new RegExp(`\\[ ok \\] ${step}:`), `step ${step} reported ok:\n${steps}`);
+    if (firmware === 'uefi') assert.match(out, /\[ ok \] bootloader: .*x86_64-efi/, 'GRUB was reinstalled for UEFI');
     await restoreVm.kill();
 
-    const restored = await startVm({ disks: [{ file: target, interface: 'virtio' }], serialLog: path.join(LOGS, 'restored-virtio.log') });
+    const restored = await startVm({ firmware, disks: [{ file: target, interface: 'virtio' }], serialLog: path.join(LOGS, `${firmware}-restored-virtio.log`) });
     vms.push(restored);
     await restored.waitFor(new RegExp(`FERRY-BOOT-MARKER: ${marker}`), 5 * MIN);
-  });
+  }
+
+  test('BIOS: restore the incremental point with the ISO onto a virtio disk, then boot it', () => migrate('bios'));
+
+  test('UEFI: restore the incremental point with the ISO onto a virtio disk, then boot it (GRUB at the fallback path)', () => migrate('uefi'));
 
   test('at the console, a wrong code, a wrong fingerprint, a different number of disks and a smaller disk are refused; nothing is written', async () => {
     assert.ok(ctx, 'the migration test ran first and left its appliance and point');
