@@ -197,6 +197,8 @@ describe('migration jobs with real agents', { timeout: 15 * 60_000 }, () => {
       const logRes = await t.admin.raw(`${API_PREFIX}/jobs/${job.id}/log`);
       assert.match(String(logRes.headers['content-type']), /^text\/plain/);
       assert.match((await body(logRes)).toString(), /INFO  deleted CYCLE_1 \(at most 2 point\(s\) are kept\)/);
+      const entries = await t.admin.json<{ level: string; message: string }[]>(`${API_PREFIX}/jobs/${job.id}/log?format=json`);
+      assert.ok(entries.some((e) => e.level === 'info' && e.message === 'deleted CYCLE_1 (at most 2 point(s) are kept)'), 'the log as JSON has the same entries');
     } finally {
       await agent.kill();
       await t.close();

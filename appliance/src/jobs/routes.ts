@@ -18,12 +18,11 @@ export function jobRoutes(jobs: JobService): Router {
   r.get('/jobs/:id', json((req) => jobs.get(id(req.params.id))));
   r.get('/jobs/:id/points', json((req) => jobs.points(id(req.params.id))));
   r.get('/jobs/:id/transitions', json((req) => jobs.transitions(id(req.params.id))));
-  r.get('/jobs/:id/log', (req, res) => {
+  const logEntries = json((req) => jobs.logEntries(id(req.params.id)));
+  r.get('/jobs/:id/log', async (req, res) => {
+    // ?format=json goes through the one reply wrapper like every JSON route; the default is a text download.
+    if (req.query.format === 'json') return logEntries(req, res);
     const jobId = id(req.params.id);
-    if (req.query.format === 'json') {
-      res.json({ ok: true, data: jobs.logEntries(jobId) });
-      return;
-    }
     const text = jobs.logText(jobId);
     res.type('text/plain; charset=utf-8').attachment(`ferry-job-${jobId}.log`).send(text);
   });
