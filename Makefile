@@ -5,6 +5,8 @@ DATA ?= $(CURDIR)/.data/appliance
 LISTEN ?= 0.0.0.0:8443
 
 UNIT_TESTS := $(shell find protocol/src appliance/src agent/src restore-pe/src -name '*.test.ts' 2>/dev/null | sort)
+# The web UI's own unit tests (its i18n dictionaries) run with the others.
+UNIT_TESTS += $(shell find web/src -name '*.test.ts' 2>/dev/null | sort)
 INTEGRATION_TESTS := $(shell find test/integration -name '*.test.ts' 2>/dev/null | sort)
 # End to end: real QEMU virtual machines (the source fixture, the restore ISO, the migration proof).
 E2E_TESTS := $(shell find test/e2e -name '*.test.ts' 2>/dev/null | sort)
@@ -13,7 +15,7 @@ NODE_TEST := node --conditions=development --import tsx --test --test-reporter=s
 ISO_SCRIPTS := iso/build.sh $(wildcard iso/lib/*.sh iso/stages/*.sh) iso/initrd/init \
   $(wildcard iso/layer/usr/local/sbin/ferry-* iso/layer/usr/local/bin/* iso/layer/etc/profile.d/*.sh)
 
-.PHONY: install build run test test-unit test-integration test-e2e lint bench clean iso
+.PHONY: install build run test test-unit test-integration test-e2e lint bench clean iso agent-binary
 
 # System packages (apt) and npm packages; re-run only when the lock file changes.
 node_modules/.ferry-installed: package-lock.json scripts/install-system-deps.sh
@@ -33,6 +35,7 @@ run: build
 lint: install
 	npx tsc -b
 	npx eslint --max-warnings 0 .
+	cd web && npx svelte-check --tsconfig ./tsconfig.json --fail-on-warnings
 	for f in scripts/*.sh .ci/run $(ISO_SCRIPTS); do bash -n "$$f" || exit 1; done
 	shellcheck -x $(ISO_SCRIPTS)
 
@@ -60,3 +63,12 @@ iso: build
 
 clean:
 	rm -rf */dist test/out .cache
+
+# The agent as one Linux x86-64 executable that needs no Node on the source (agent/sea/build.sh); the appliance
+# serves it at /downloads/ferry-agent. Rebuilt only when a source file, the lock file or the node binary changed.
+AGENT_BINARY_INPUTS := $(shell find agent/src protocol/src -name '*.ts' ! -name '*.test.ts' 2>/dev/null) \
+  $(wildcard agent/sea/*) agent/package.json protocol/package.json package-lock.json $(realpath $(shell command -v node))
+agent/out/ferry-agent: $(AGENT_BINARY_INPUTS) | node_modules/.ferry-installed
+	bash agent/sea/build.sh
+
+agent-binary: agent/out/ferry-agent

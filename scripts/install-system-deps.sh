@@ -8,6 +8,7 @@ packages=(
   gdisk        # sgdisk: partitioned test images (GPT)
   e2fsprogs    # mkfs.ext4, e2fsck, dumpe2fs: ext4 fixtures and fsck of restored disks
   xfsprogs     # mkfs.xfs: filesystem detection tests
+  lvm2         # pvcreate, vgcreate, lvcreate: LVM source tests; the agent's LVM snapshots (lvcreate -s) on sources
   util-linux   # losetup, partx, mount, blkdiscard, blockdev
   openssl      # inspecting the appliance certificate in tests
   debootstrap        # iso/: the restore ISO's Debian root filesystem
@@ -22,6 +23,9 @@ packages=(
   shellcheck         # make lint: checks the ISO build's stage scripts
   qemu-system-x86    # test/e2e: boots the ISO
   ovmf               # test/e2e: UEFI firmware for QEMU
+  openssh-server     # test/integration/passive.test.ts: a real sshd (in a network namespace) for passive sources
+  openssh-client     # ssh-keygen: host and client keys of that test
+  chromium           # test/e2e/web-ui.test.ts: the web UI in a real headless browser (playwright-core drives it)
 )
 missing=()
 for p in "${packages[@]}"; do

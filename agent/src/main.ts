@@ -1,5 +1,4 @@
 import os from 'node:os';
-import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import {
   API_PREFIX,
@@ -13,12 +12,14 @@ import {
 } from '@ferry/protocol';
 import { DEFAULT_STATE_DIR, loadState, saveState } from './state.js';
 import { listDisks } from './disk/index.js';
-import { examine, openSourceDisk, type SourceDisk } from './disk/source.js';
+import { examine, openSourceDisk, withSourceDisks } from './disk/source.js';
+import { removeStaleSnapshots } from './disk/snapshot.js';
 import { runCycle } from './backup/cycle.js';
 import { runDaemon } from './control/daemon.js';
 import { timestampedLog } from './control/log.js';
+import { VERSION, versionInfo } from './version.js';
+import { readPassiveEnrollment, replacePrevious } from './control/passive.js';
 
-const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 interface StateOpt {
   state: string;
@@ -96,25 +97,47 @@ withState(program.command('disks').description('list this machine\'s disks with 
           `  ${String(p.number).padStart(2)}  start ${formatBytes(p.startByte).padStart(9)}  size ${formatBytes(p.sizeBytes).padStart(9)}  ${fs.type}${fs.label ? ` "${fs.label}"` : ''}${fs.uuid ? ` ${fs.uuid}` : ''}\n`,
         );
       }
+      for (const vg of d.layout?.volumeGroups ?? []) {
+        process.stdout.write(`  LVM volume group ${vg.name}: ${vg.freeExtents} free extents of ${formatBytes(vg.extentSize)}${vg.readWhole ? ` (read whole: ${vg.readWhole})` : ''}\n`);
+        for (const lv of vg.lvs) {
+          const fs = lv.filesystem;
+          process.stdout.write(
+            `      ${lv.name}  size ${formatBytes(lv.size).padStart(9)}  ${fs ? `${fs.type}${fs.label ? ` "${fs.label}"` : ''}${fs.uuid ? ` ${fs.uuid}` : ''}` : `read whole: ${lv.readWhole ?? '?'}`}\n`,
+          );
+        }
+      }
     }
   });
 
-withState(program.command('backup').description('run one backup cycle now: full if the appliance has no point yet, else incremental'))
+/** --exclude, --pre-hook and --post-hook, shared by `backup` and `run`. */
+function withSourceOptions(cmd: Command): Command {
+  return cmd
+    .option('--exclude <path>', 'absolute path whose files\' blocks are not read or sent (repeatable); they restore as zeros', (v: string, all: string[]) => [...all, v], [] as string[])
+    .option('--pre-hook <cmd>', 'command run by /bin/sh before the disks are read (backup: every run; run: the final cycle only)')
+    .option('--post-hook <cmd>', 'command run by /bin/sh after the cycle, whether it succeeded or not (run: the final cycle only)');
+}
+
+interface SourceOpts {
+  exclude: string[];
+  preHook?: string;
+  postHook?: string;
+}
+
+withSourceOptions(withState(program.command('backup').description('run one backup cycle now: full if the appliance has no point yet, else incremental')))
   .option('--disk <path...>', 'block devices or image files to back up (default: every disk of this machine)')
   .option('--json', 'print the result as one JSON object')
-  .action(async (opts: StateOpt & { disk?: string[]; json?: boolean }) => {
+  .action(async (opts: StateOpt & SourceOpts & { disk?: string[]; json?: boolean }) => {
     await initHashing();
     const state = await loadState(opts.state);
     const paths = opts.disk ?? (await listDisks()).map((d) => d.path);
     if (paths.length === 0) throw new FerryError('DISK_UNREADABLE', 'no disks found; name them with --disk');
     const client = new ApplianceClient(state.appliance, state.fingerprint, state.credential);
-    const disks: SourceDisk[] = [];
+    const log = timestampedLog();
     try {
-      for (const p of paths) {
-        const { disk, key } = await openSourceDisk(p);
-        disks.push({ key, disk, ...(await examine(disk)) });
-      }
-      const result = await runCycle({ client, disks, progress: process.stderr });
+      await removeStaleSnapshots(log);
+      const result = await withSourceDisks(paths, { exclude: opts.exclude, hooks: { pre: opts.preHook, post: opts.postHook }, log }, (disks) =>
+        runCycle({ client, disks, progress: process.stderr }),
+      );
       if (opts.json) process.stdout.write(`${JSON.stringify({ ...result, resumed: undefined })}\n`);
       else {
         process.stdout.write(
@@ -123,17 +146,39 @@ withState(program.command('backup').description('run one backup cycle now: full 
         );
       }
     } finally {
-      for (const d of disks) await d.disk.close();
       client.close();
     }
   });
 
-withState(program.command('run').description('run as a service: keep a control connection to the appliance and run the backup cycles it asks for'))
+withSourceOptions(withState(program.command('run').description('run as a service: keep a control connection to the appliance and run the backup cycles it asks for')))
   .option('--disk <path...>', 'block devices or image files to back up (default: every disk of this machine, looked up at each cycle)')
-  .action(async (opts: StateOpt & { disk?: string[] }) => {
-    const code = await runDaemon({ stateDir: opts.state, disks: opts.disk, version: VERSION, log: timestampedLog() });
+  .action(async (opts: StateOpt & SourceOpts & { disk?: string[] }) => {
+    const source = { exclude: opts.exclude, preHook: opts.preHook, postHook: opts.postHook };
+    const code = await runDaemon({ enrollment: { stateDir: opts.state }, disks: opts.disk, source, version: VERSION, log: timestampedLog() });
     // Exit even if a socket of a cycle that would not stop in time is still open.
     process.exit(code);
+  });
+
+// Started by the appliance over SSH for a passive source; not for engineers to type.
+program
+  .command('passive')
+  .description('run as a passive source\'s agent: the appliance starts this over SSH and sends the enrollment on stdin')
+  .option('--disk <path...>', 'block devices or image files to back up (default: every disk, looked up at each cycle)')
+  .option('--pid-file <file>', 'replaces the agent whose pid this file holds (left over from a broken SSH session)')
+  .action(async (opts: { disk?: string[]; pidFile?: string }) => {
+    const log = timestampedLog();
+    if (opts.pidFile) await replacePrevious(opts.pidFile, log);
+    const { state, closed } = await readPassiveEnrollment(process.stdin);
+    const code = await runDaemon({ enrollment: { state }, stop: closed, disks: opts.disk, version: VERSION, log });
+    process.exit(code);
+  });
+
+program
+  .command('version')
+  .description('print the version; with --json also the SHA-256 of this executable (the single-file build), for scripts and the appliance')
+  .option('--json', 'print { version, executable, sha256 } as JSON')
+  .action(async (opts: { json?: boolean }) => {
+    process.stdout.write(opts.json ? `${JSON.stringify(await versionInfo())}\n` : `${VERSION}\n`);
   });
 
 program.parseAsync(process.argv).catch((err: unknown) => exitWithError('ferry-agent', err));

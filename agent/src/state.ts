@@ -5,7 +5,7 @@ import { FerryError } from '@ferry/protocol';
 
 export const DEFAULT_STATE_DIR = '/var/lib/ferry-agent';
 
-const StateSchema = z.strictObject({
+export const AgentStateSchema = z.strictObject({
   appliance: z.string().url(),
   fingerprint: z.string(),
   agentId: z.number().int(),
@@ -13,7 +13,7 @@ const StateSchema = z.strictObject({
   credential: z.string(),
   enrolledAt: z.string(),
 });
-export type AgentState = z.infer<typeof StateSchema>;
+export type AgentState = z.infer<typeof AgentStateSchema>;
 
 function stateFile(dir: string): string {
   return path.join(dir, 'agent.json');
@@ -30,7 +30,7 @@ export async function loadState(dir: string): Promise<AgentState> {
     }
     throw err;
   }
-  const parsed = StateSchema.safeParse(JSON.parse(text));
+  const parsed = AgentStateSchema.safeParse(JSON.parse(text));
   if (!parsed.success) throw new FerryError('NOT_ENROLLED', `${stateFile(dir)} is damaged; enroll again`);
   return parsed.data;
 }

@@ -23,6 +23,10 @@ import { UiEvents } from './events/ui-events.js';
 import { RestoreRepository } from './restores/repository.js';
 import { RestoreService } from './restores/service.js';
 import { systemClock, type Clock } from './clock.js';
+import { AGENT_UNIT_FILE, AgentDownloads } from './downloads/service.js';
+import { buildUiServices, type UiServices } from './ui/build.js';
+import { PassiveRepository } from './passive/repository.js';
+import { PassiveService, DEFAULT_PASSIVE_OPTIONS, type PassiveOptions } from './passive/service.js';
 import type { Config } from './config.js';
 
 /** Everything under one data directory, so the box can be switched off anywhere and shipped. */
@@ -50,6 +54,12 @@ export interface Appliance {
   uiEvents: UiEvents;
   restores: RestoreService;
   gc: GcService;
+  /** The web UI's accounts, dashboard, settings and storage verify runs. */
+  ui: UiServices;
+  /** The agent executable and its install script (`make agent-binary`). */
+  downloads: AgentDownloads;
+  /** Passive sources: reached over SSH, agent deployed and run by the appliance. */
+  passive: PassiveService;
   /** Starts garbage collection in the background (logged); for callers that must not wait for it. */
   collectGarbage(reason: string): void;
   close(): void;
@@ -60,6 +70,8 @@ export interface BuildOptions {
   clock?: Clock;
   /** The agents' control channel as jobs see it; tests of job logic pass a scripted one. */
   agentLink?: AgentLink;
+  /** SSH retry and keepalive timing for passive sources; tests shorten them. */
+  passive?: PassiveOptions;
 }
 
 /** Builds the appliance's objects; each gets only what it uses. */
@@ -99,10 +111,22 @@ export function buildAppliance(config: Config, log: Logger, opts: BuildOptions =
   const cycles = new CycleService(cycleRepo, sources, chunks, indexes, config.blockSize, log, jobs, guard);
   const restores = new RestoreService(new RestoreRepository(db), points, uiEvents, clock, log);
   const gc = new GcService(new GcRepository(db), chunks, indexes, guard, log);
+  const ui = buildUiServices({
+    db,
+    dataDir: config.dataDir,
+    jobs: () => jobs.list(),
+    restores: () => restores.list(),
+    online: (id) => agents.online(id),
+    verify: new VerifyService(cycleRepo, chunks, indexes),
+    log,
+  });
+  const auth = new AuthService(new AuthRepository(db), sources, config.enrollTokenTtlHours, (id) => restores.session(id), (id, secret) => ui.users.session(id, secret));
+  const downloads = new AgentDownloads(config.agentBinary, AGENT_UNIT_FILE);
+  const passive = new PassiveService(new PassiveRepository(db), sources, auth, downloads, uiEvents, log, opts.passive ?? DEFAULT_PASSIVE_OPTIONS);
   return {
     db,
     sources,
-    auth: new AuthService(new AuthRepository(db), sources, config.enrollTokenTtlHours, (id) => restores.session(id)),
+    auth,
     cycles,
     points,
     verify: new VerifyService(cycleRepo, chunks, indexes),
@@ -111,6 +135,9 @@ export function buildAppliance(config: Config, log: Logger, opts: BuildOptions =
     uiEvents,
     restores,
     gc,
+    ui,
+    downloads,
+    passive,
     collectGarbage,
     close: () => db.close(),
   };

@@ -1,3 +1,5 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { DEFAULT_BLOCK_SIZE, DEFAULT_PORT, FerryError, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE } from '@ferry/protocol';
 
@@ -11,10 +13,14 @@ const ConfigSchema = z.strictObject({
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']),
   /** A job whose agent stays unreachable longer than this is Suspended (15 minutes; tests scale it down). */
   suspendAfterSeconds: z.number().min(1).max(7 * 24 * 3600),
+  /** The agent executable served at /downloads/ferry-agent (`make agent-binary`). */
+  agentBinary: z.string().min(1),
 });
 export type Config = Readonly<z.infer<typeof ConfigSchema>>;
 
 export const DEFAULT_DATA_DIR = '/var/lib/ferry-appliance';
+/** Where `make agent-binary` writes the agent executable, in the checkout the appliance runs from. */
+export const DEFAULT_AGENT_BINARY = fileURLToPath(new URL('../../agent/out/ferry-agent', import.meta.url));
 
 /** Flags win over FERRY_* environment variables, which win over defaults. */
 export interface ConfigInput {
@@ -43,6 +49,7 @@ export function loadConfig(flags: ConfigInput, env: NodeJS.ProcessEnv = process.
     enrollTokenTtlHours: Number(env.FERRY_ENROLL_TOKEN_TTL_HOURS ?? 24),
     logLevel: flags.logLevel ?? env.FERRY_LOG_LEVEL ?? 'info',
     suspendAfterSeconds: Number(flags.suspendAfter ?? env.FERRY_SUSPEND_AFTER_SECONDS ?? 900),
+    agentBinary: path.resolve(env.FERRY_AGENT_BINARY || DEFAULT_AGENT_BINARY),
   };
   const parsed = ConfigSchema.safeParse(raw);
   if (!parsed.success) {

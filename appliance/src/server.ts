@@ -1,6 +1,6 @@
 import https from 'node:https';
 import { Server } from 'socket.io';
-import { AGENT_NAMESPACE, FerryError, SOCKET_PATH, UI_NAMESPACE } from '@ferry/protocol';
+import { AGENT_NAMESPACE, FerryError, initHashing, SOCKET_PATH, UI_NAMESPACE } from '@ferry/protocol';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { buildAppliance, dataPaths, type Appliance } from './appliance.js';
@@ -10,6 +10,7 @@ import { agentSocket, type AgentNamespace } from './agents/socket.js';
 import { uiSocket } from './events/ui-socket.js';
 import type { UiNamespace } from './events/ui-events.js';
 import type { Clock } from './clock.js';
+import type { PassiveOptions } from './passive/service.js';
 
 /** How often the scheduler looks for due cycles and unreachable agents. */
 const TICK_MS = 1000;
@@ -18,6 +19,8 @@ export interface ServerOptions {
   version: string;
   webRoot: string;
   clock?: Clock;
+  /** SSH timing for passive sources; tests shorten it. */
+  passive?: PassiveOptions;
 }
 
 export interface RunningServer {
@@ -31,7 +34,8 @@ export interface RunningServer {
 /** Starts the HTTPS API, the socket.io channels (agents, browsers) and the scheduler. */
 export async function startServer(config: Config, log: Logger, opts: ServerOptions): Promise<RunningServer> {
   const paths = dataPaths(config.dataDir);
-  const appliance = buildAppliance(config, log, opts.clock ? { clock: opts.clock } : {});
+  await initHashing();
+  const appliance = buildAppliance(config, log, { ...(opts.clock ? { clock: opts.clock } : {}), ...(opts.passive ? { passive: opts.passive } : {}) });
   const tls = await loadOrCreateCertificate(paths.cert, paths.key);
   const app = createApp(appliance, log, { fingerprint: tls.fingerprint, version: opts.version, webRoot: opts.webRoot });
   const server = https.createServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' }, app);
@@ -55,6 +59,10 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.listenPort;
 
+  // Passive sources' agents reach this listener through their SSH tunnels.
+  const loopback = config.listenHost === '0.0.0.0' ? '127.0.0.1' : config.listenHost === '::' ? '::1' : config.listenHost;
+  appliance.passive.start({ host: loopback, port, fingerprint: tls.fingerprint });
+
   const timer = setInterval(() => {
     appliance.jobs.tick().catch((err: unknown) => log.error({ err }, 'scheduler tick failed'));
   }, TICK_MS);
@@ -70,6 +78,7 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
     close: () =>
       (closed ??= (async () => {
         clearInterval(timer);
+        await appliance.passive.close();
         await appliance.jobs.tick();
         await new Promise<void>((resolve) => {
           void io.close(() => resolve());

@@ -1,7 +1,8 @@
+import type { PassiveSourceView } from './passive.js';
 import { z } from 'zod';
 import type { Reply } from './errors.js';
 import type { RestoreView } from './api.js';
-import { JOB_PHASES, ThrottleSchema, type JobLogEntry, type JobPhase, type JobProgress, type JobView, type Throttle } from './jobs.js';
+import { ExclusionsSchema, HooksSchema, JOB_PHASES, ThrottleSchema, type Hooks, type JobLogEntry, type JobPhase, type JobProgress, type JobView, type Throttle } from './jobs.js';
 
 /**
  * Socket.io event maps. Agents connect to AGENT_NAMESPACE with their credential (`auth: { token }`); browsers
@@ -20,6 +21,10 @@ export interface RunCycleCommand {
   /** Why it runs: "scheduled", "sync-now", "retry", "resume", "last cycle", "reconnected"… (for the agent's log). */
   reason: string;
   throttle: Throttle;
+  /** Paths whose files' blocks are not read or sent (absent: none). */
+  exclusions?: string[];
+  /** Set for the final cycle only: commands to run before reading and after the cycle. */
+  hooks?: Hooks;
 }
 
 export interface StopCycleCommand {
@@ -78,6 +83,8 @@ export interface ServerToUiEvents {
   'job.progress': (progress: JobProgress) => void;
   'job.log': (entry: JobLogEntry) => void;
   'restore.updated': (restore: RestoreView) => void;
+  /** A passive source's SSH connection or deployment changed state. */
+  'passive.updated': (source: PassiveSourceView) => void;
 }
 
 export interface UiToServerEvents {
@@ -122,5 +129,11 @@ export const CycleStoppedReportSchema = z.strictObject({
 });
 
 /* Commands the agent receives, checked the same way. Loose objects: a newer appliance may add fields. */
-export const RunCycleCommandSchema = z.looseObject({ jobId: JobId, reason: z.string().max(200), throttle: ThrottleSchema }) satisfies z.ZodType<RunCycleCommand>;
+export const RunCycleCommandSchema = z.looseObject({
+  jobId: JobId,
+  reason: z.string().max(200),
+  throttle: ThrottleSchema,
+  exclusions: ExclusionsSchema.optional(),
+  hooks: HooksSchema.optional(),
+}) satisfies z.ZodType<RunCycleCommand>;
 export const StopCycleCommandSchema = z.looseObject({ jobId: JobId, reason: z.enum(['pause', 'cancel', 'complete']) }) satisfies z.ZodType<StopCycleCommand>;

@@ -13,3 +13,5 @@ export * from './disk/index.js';
 export * from './cli-exit.js';
 export * from './jobs.js';
 export * from './events.js';
+export * from './agent-install.js';
+export * from './passive.js';

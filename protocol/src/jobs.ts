@@ -60,11 +60,37 @@ export const ThrottleSchema = z.strictObject({
 export type Throttle = z.infer<typeof ThrottleSchema>;
 export const DEFAULT_THROTTLE: Throttle = Object.freeze({ networkMbps: 300, diskPercent: 30, queueDepth: 4 });
 
+/**
+ * Paths on the source whose files' blocks are not copied (big dynamic directories: caches, spool, temp).
+ * Absolute, no `..`; a directory excludes everything under it.
+ */
+export const ExclusionsSchema = z
+  .array(
+    z
+      .string()
+      .max(4096)
+      .regex(/^\/[^\0]*$/, 'an exclusion is an absolute path on the source, such as /var/cache')
+      .refine((p) => !p.split('/').includes('..'), 'an exclusion may not contain ..'),
+  )
+  .max(256);
+
+/**
+ * Commands run on the source (as the agent's user, by /bin/sh) around the final cycle only: `pre` before its
+ * disks are read (e.g. stop the database), `post` after it ends, whether it succeeded or not.
+ */
+export const HooksSchema = z.strictObject({
+  pre: z.string().min(1).max(4096).nullable().default(null),
+  post: z.string().min(1).max(4096).nullable().default(null),
+});
+export type Hooks = z.infer<typeof HooksSchema>;
+
 export const CreateJobRequestSchema = z.strictObject({
   sourceId: z.number().int().positive(),
   intervalSeconds: IntervalSchema,
   maxPoints: MaxPointsSchema,
   throttle: ThrottleSchema.partial().optional(),
+  exclusions: ExclusionsSchema.optional(),
+  hooks: HooksSchema.optional(),
 });
 export type CreateJobRequest = z.infer<typeof CreateJobRequestSchema>;
 
@@ -73,9 +99,11 @@ export const JobSettingsRequestSchema = z
     intervalSeconds: IntervalSchema.optional(),
     maxPoints: MaxPointsSchema.optional(),
     throttle: ThrottleSchema.partial().optional(),
+    exclusions: ExclusionsSchema.optional(),
+    hooks: HooksSchema.optional(),
   })
-  .refine((s) => s.intervalSeconds !== undefined || s.maxPoints !== undefined || s.throttle !== undefined, {
-    message: 'give at least one of intervalSeconds, maxPoints, throttle',
+  .refine((s) => Object.values(s).some((v) => v !== undefined), {
+    message: 'give at least one of intervalSeconds, maxPoints, throttle, exclusions, hooks',
   });
 export type JobSettingsRequest = z.infer<typeof JobSettingsRequestSchema>;
 
@@ -130,6 +158,10 @@ export interface JobView {
   pendingIntervalSeconds: number | null;
   maxPoints: number;
   throttle: Throttle;
+  /** Paths on the source whose blocks are not copied. */
+  exclusions: string[];
+  /** Commands around the final cycle. */
+  hooks: Hooks;
   /** Completing: a last cycle was asked for; Completed follows it. */
   lastCycle: boolean;
   nextRunAt: string | null;

@@ -87,11 +87,17 @@ function errorFromBody(status: number, body: Buffer): FerryError {
   return new FerryError('APPLIANCE_UNREACHABLE', `unexpected HTTP ${status} reply (is this a Ferry appliance?)`);
 }
 
+/** No byte in either direction for this long: the link is taken to be down (FERRY_IO_TIMEOUT_SECONDS overrides it). */
+const DEFAULT_IDLE_TIMEOUT_MS = (Number(process.env.FERRY_IO_TIMEOUT_SECONDS) || 60) * 1000;
+
 /** HTTPS client for the appliance API, pinned to the appliance certificate's fingerprint. */
 export class ApplianceClient {
   readonly base: URL;
   readonly #agent: PinningAgent;
   #auth: string | undefined;
+
+  /** How long a request may see no traffic at all before it fails with APPLIANCE_UNREACHABLE. */
+  idleTimeoutMs = DEFAULT_IDLE_TIMEOUT_MS;
 
   constructor(baseUrl: string, fingerprint: string, auth?: string) {
     this.base = new URL(baseUrl);
@@ -135,6 +141,11 @@ export class ApplianceClient {
     return new Promise((resolve, reject) => {
       const req = https.request(url, { method: opts.method ?? 'GET', headers, agent: this.#agent }, resolve);
       req.once('error', (err) => reject(networkError(this.base, err)));
+      // A link that went down mid-request shows no error, only silence: give up after a while, so the cycle
+      // or restore can resume from its last acknowledged block once the link is back.
+      req.setTimeout(this.idleTimeoutMs, () => {
+        req.destroy(new FerryError('APPLIANCE_UNREACHABLE', `no answer from the appliance at ${this.base.host} for ${Math.round(this.idleTimeoutMs / 1000)} s`));
+      });
       if (json) {
         req.end(json);
       } else if (opts.stream) {

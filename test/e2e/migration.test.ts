@@ -6,10 +6,9 @@ import { mkdir, mkdtemp, rm, stat, truncate, writeFile } from 'node:fs/promises'
 import os from 'node:os';
 import path from 'node:path';
 import { ROOT, sh } from '../lib/cli.js';
-import { withMounted } from '../lib/disk-image.js';
 import { ensureIso, isoKernelInitrd } from '../lib/iso.js';
 import { startVm, type Vm } from '../lib/qemu.js';
-import { ensureDebianSource } from '../fixtures/debian-source.js';
+import { ensureDebianSource, LVM_ROOT_MAPPER, LVM_VG, variantFirmware, withSourceRoot, type SourceVariant } from '../fixtures/debian-source.js';
 
 /*
  * The migration proof. A Debian bookworm source whose initramfs has only IDE/SATA drivers (it boots on IDE
@@ -101,30 +100,31 @@ describe('migration proof: a source that cannot boot on virtio is restored by th
   }
 
   /**
-   * The migration on one firmware: on UEFI the source is GPT with an EFI system partition and GRUB at the
-   * removable path, every VM boots OVMF, and the ISO must reinstall GRUB for UEFI on the restored disk.
+   * The migration of one source variant. UEFI: the source is GPT with an EFI system partition and GRUB at the
+   * removable path, every VM boots OVMF, and the ISO must reinstall GRUB for UEFI on the restored disk. LVM:
+   * the root is a logical volume (Debian's guided LVM layout), which the ISO must activate and mount.
    */
-  async function migrate(firmware: 'bios' | 'uefi'): Promise<void> {
-    const [fixture, iso] = await Promise.all([ensureDebianSource(firmware), ensureIso()]);
+  async function migrate(variant: SourceVariant): Promise<void> {
+    const firmware = variantFirmware(variant);
+    const [fixture, iso] = await Promise.all([ensureDebianSource(variant), ensureIso()]);
     const { kernel, initrd } = await isoKernelInitrd(iso);
-    const source = path.join(work, `source-${firmware}.img`);
+    const source = path.join(work, `source-${variant}.img`);
     await sh('cp', ['--sparse=always', fixture, source]);
-    const rootPartition = firmware === 'uefi' ? 2 : 1;
 
     // The fixture boots on IDE (and, its own test shows, not on virtio).
-    const ide = await startVm({ firmware, disks: [{ file: source, interface: 'ide', snapshot: true }], serialLog: path.join(LOGS, `${firmware}-source-ide.log`) });
+    const ide = await startVm({ firmware, disks: [{ file: source, interface: 'ide', snapshot: true }], serialLog: path.join(LOGS, `${variant}-source-ide.log`) });
     vms.push(ide);
     await ide.waitFor(/FERRY-BOOT-MARKER: none/, 5 * MIN);
     await ide.kill();
 
     const { dataDir, fingerprint } = await applianceInNs();
     const url = `https://${APPLIANCE_IP}:8443`;
-    const state = path.join(work, `agent-${firmware}`);
+    const state = path.join(work, `agent-${variant}`);
     const enroll = (await ferryNs('appliance', ['enroll-token', '--data', dataDir])).trim();
-    await ferryNs('agent', ['enroll', '--appliance', url, '--fingerprint', fingerprint, '--token', enroll, '--state', state, '--name', `debian-${firmware}`]);
+    await ferryNs('agent', ['enroll', '--appliance', url, '--fingerprint', fingerprint, '--token', enroll, '--state', state, '--name', `debian-${variant}`]);
     await ferryNs('agent', ['backup', '--state', state, '--disk', source, '--json']);
-    const marker = `second-point-${firmware}-${randomBytes(6).toString('hex')}`;
-    await withMounted(source, rootPartition, async (dir) => {
+    const marker = `second-point-${variant}-${randomBytes(6).toString('hex')}`;
+    await withSourceRoot(source, variant, async (dir) => {
       await writeFile(path.join(dir, 'etc/ferry-marker'), `${marker}\n`);
     });
     const second = JSON.parse(await ferryNs('agent', ['backup', '--state', state, '--disk', source, '--json'])) as { point: { id: number; name: string } };
@@ -132,10 +132,10 @@ describe('migration proof: a source that cannot boot on virtio is restored by th
     const code = (await ferryNs('appliance', ['restore-code', '--data', dataDir, '--point', String(second.point.id), '--target-disks', '1'])).trim();
     ctx ??= { fingerprint, dataDir, pointId: second.point.id, sourceSize: (await stat(source)).size, kernel, initrd, iso };
 
-    const target = path.join(work, `target-${firmware}.img`);
+    const target = path.join(work, `target-${variant}.img`);
     await writeFile(target, '');
     await truncate(target, (await stat(source)).size);
-    const log = path.join(LOGS, `${firmware}-restore-iso.log`);
+    const log = path.join(LOGS, `${variant}-restore-iso.log`);
     const restoreVm = await startVm({
       firmware,
       netns: NS,
@@ -158,9 +158,14 @@ describe('migration proof: a source that cannot boot on virtio is restored by th
     assert.doesNotMatch(out, /\[FAIL\]/, `every compatibility step succeeded or was skipped:\n${steps}`);
     for (const step of ['root', 'fstab', 'initramfs', 'bootloader']) assert.match(out, new RegExp(`\\[ ok \\] ${step}:`), `step ${step} reported ok:\n${steps}`);
     if (firmware === 'uefi') assert.match(out, /\[ ok \] bootloader: .*x86_64-efi/, 'GRUB was reinstalled for UEFI');
+    if (variant === 'lvm') {
+      assert.match(out, new RegExp(`\\[ ok \\] root: \\S*${LVM_VG}\\S*root \\(ext4\\).*/boot from /dev/vda1`), `the root was found on the logical volume, /boot on its partition:\n${steps}`);
+      assert.match(out, new RegExp(`\\[ ok \\] bootloader: .*root=${LVM_ROOT_MAPPER}`), `GRUB boots the root by its LVM name:\n${steps}`);
+      assert.match(out, new RegExp(`\\[ ok \\] unmount: .*deactivated ${LVM_VG}`), `the volume group was deactivated before the reboot:\n${steps}`);
+    }
     await restoreVm.kill();
 
-    const restored = await startVm({ firmware, disks: [{ file: target, interface: 'virtio' }], serialLog: path.join(LOGS, `${firmware}-restored-virtio.log`) });
+    const restored = await startVm({ firmware, disks: [{ file: target, interface: 'virtio' }], serialLog: path.join(LOGS, `${variant}-restored-virtio.log`) });
     vms.push(restored);
     await restored.waitFor(new RegExp(`FERRY-BOOT-MARKER: ${marker}`), 5 * MIN);
   }
@@ -168,6 +173,8 @@ describe('migration proof: a source that cannot boot on virtio is restored by th
   test('BIOS: restore the incremental point with the ISO onto a virtio disk, then boot it', () => migrate('bios'));
 
   test('UEFI: restore the incremental point with the ISO onto a virtio disk, then boot it (GRUB at the fallback path)', () => migrate('uefi'));
+
+  test('LVM: restore a root on a logical volume (Debian guided LVM: /boot partition, root and swap LVs) with the ISO onto a virtio disk, then boot it', () => migrate('lvm'));
 
   test('at the console, a wrong code, a wrong fingerprint, a different number of disks and a smaller disk are refused; nothing is written', async () => {
     assert.ok(ctx, 'the migration test ran first and left its appliance and point');

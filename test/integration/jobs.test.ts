@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { API_PREFIX, BlockIndex, BlockKind, initHashing, type CycleState, type JobActionResult, type JobPoint, type JobProgress, type JobView, type Point } from '@ferry/protocol';
 import { ferryOk } from '../lib/cli.js';
-import { startAgentDaemon, startTestAppliance, watchUi, type AgentDaemon, type TestAppliance } from '../lib/jobs.js';
+import { restoreEquals, startAgentDaemon, startTestAppliance, watchUi, type AgentDaemon, type TestAppliance } from '../lib/jobs.js';
 
 /*
  * Jobs on real things: the appliance (in this process, with a clock the test moves), agents as `ferry-agent run`
@@ -60,23 +60,6 @@ async function exists(file: string): Promise<boolean> {
   );
 }
 
-async function restoreEquals(t: TestAppliance, pointId: number, image: string, work: string): Promise<void> {
-  const target = path.join(work, `restore-${pointId}.img`);
-  await ferryOk('restore', [
-    '--appliance',
-    t.server.url,
-    '--fingerprint',
-    t.server.fingerprint,
-    '--token',
-    t.admin.credential!,
-    '--point',
-    String(pointId),
-    '--target',
-    target,
-  ]);
-  assert.ok((await readFile(target)).equals(await readFile(image)), `point ${pointId} restores byte-equal to ${image}`);
-  await rm(target);
-}
 
 describe('migration jobs with real agents', { timeout: 15 * 60_000 }, () => {
   let work: string;

@@ -1,11 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { io, type Socket } from 'socket.io-client';
 import { API_PREFIX, ApplianceClient, SOCKET_PATH, UI_NAMESPACE, type JobView, type ServerToUiEvents, type UiToServerEvents } from '@ferry/protocol';
-import { loadConfig, ManualClock, startServer, type RunningServer } from '@ferry/appliance/testing';
+import { loadConfig, ManualClock, startServer, type PassiveOptions, type RunningServer } from '@ferry/appliance/testing';
 import { ferryOk, ROOT } from './cli.js';
 
 /**
@@ -25,14 +26,22 @@ export interface TestAppliance {
   close(): Promise<void>;
 }
 
-export async function startTestAppliance(opts: { suspendAfterSeconds?: number } = {}): Promise<TestAppliance> {
+export interface TestApplianceOptions {
+  suspendAfterSeconds?: number;
+  passive?: PassiveOptions;
+  /** HOST:PORT to listen on (default 127.0.0.1, any port); agents in a namespace need the host's veth address. */
+  listen?: string;
+}
+
+export async function startTestAppliance(opts: TestApplianceOptions = {}): Promise<TestAppliance> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'ferry-jobs-appliance-'));
   const clock = new ManualClock(Date.parse('2026-03-01T08:00:00Z'));
-  const config = loadConfig({ data: dataDir, listen: '127.0.0.1:0', suspendAfter: String(opts.suspendAfterSeconds ?? 900) }, {});
+  const config = loadConfig({ data: dataDir, listen: opts.listen ?? '127.0.0.1:0', suspendAfter: String(opts.suspendAfterSeconds ?? 900) }, {});
   const server = await startServer(config, pino({ level: process.env.FERRY_TEST_LOG ?? 'silent' }), {
     version: 'test',
     webRoot: path.join(ROOT, 'web/dist'),
     clock,
+    ...(opts.passive ? { passive: opts.passive } : {}),
   });
   const admin = new ApplianceClient(server.url, server.fingerprint, server.appliance.auth.createApiToken('test'));
   const job = (id: number): Promise<JobView> => admin.json<JobView>(`${API_PREFIX}/jobs/${id}`);
@@ -74,9 +83,12 @@ export interface AgentDaemon {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-/** Runs `ferry-agent run` as a field engineer's systemd unit would, on the given disks. */
-export function startAgentDaemon(stateDir: string, disks: string[]): AgentDaemon {
-  const child = spawn(process.execPath, [path.join(ROOT, 'agent/bin/ferry-agent.js'), 'run', '--state', stateDir, '--disk', ...disks], {
+/** Runs `ferry-agent run` as a field engineer's systemd unit would, on the given disks (in `netns`, if given). */
+export function startAgentDaemon(stateDir: string, disks: string[], opts: { netns?: string; env?: NodeJS.ProcessEnv } = {}): AgentDaemon {
+  const argv = [process.execPath, path.join(ROOT, 'agent/bin/ferry-agent.js'), 'run', '--state', stateDir, '--disk', ...disks];
+  const [cmd, ...args] = opts.netns ? ['ip', 'netns', 'exec', opts.netns, ...argv] : argv;
+  const child = spawn(cmd!, args, {
+    env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -95,7 +107,8 @@ export function startAgentDaemon(stateDir: string, disks: string[]): AgentDaemon
 }
 
 export interface UiWatcher {
-  events: { name: keyof ServerToUiEvents; data: unknown }[];
+  /** `at`: when the event arrived (Date.now()), for rates measured by the test. */
+  events: { name: keyof ServerToUiEvents; data: unknown; at: number }[];
   close(): void;
 }
 
@@ -108,12 +121,31 @@ export async function watchUi(t: TestAppliance): Promise<UiWatcher> {
     auth: { token: t.admin.credential },
   });
   const events: UiWatcher['events'] = [];
-  socket.on('job.updated', (data) => events.push({ name: 'job.updated', data }));
-  socket.on('job.progress', (data) => events.push({ name: 'job.progress', data }));
-  socket.on('job.log', (data) => events.push({ name: 'job.log', data }));
+  socket.on('job.updated', (data) => events.push({ name: 'job.updated', data, at: Date.now() }));
+  socket.on('job.progress', (data) => events.push({ name: 'job.progress', data, at: Date.now() }));
+  socket.on('job.log', (data) => events.push({ name: 'job.log', data, at: Date.now() }));
   await new Promise<void>((resolve, reject) => {
     socket.once('connect', resolve);
     socket.once('connect_error', reject);
   });
   return { events, close: () => socket.disconnect() };
+}
+
+/** Restores a point with `ferry-restore` into a file under `work` and checks it is byte-equal to `image`. */
+export async function restoreEquals(t: TestAppliance, pointId: number, image: string, work: string): Promise<void> {
+  const target = path.join(work, `restore-${pointId}.img`);
+  await ferryOk('restore', [
+    '--appliance',
+    t.server.url,
+    '--fingerprint',
+    t.server.fingerprint,
+    '--token',
+    t.admin.credential!,
+    '--point',
+    String(pointId),
+    '--target',
+    target,
+  ]);
+  assert.ok((await readFile(target)).equals(await readFile(image)), `point ${pointId} restores byte-equal to ${image}`);
+  await rm(target);
 }

@@ -17,7 +17,7 @@ import {
 } from '@ferry/protocol';
 import type { SourceDisk } from '../disk/source.js';
 import { UploadBatch } from './batch.js';
-import { CycleReporter, type CycleProgress } from './cycle-progress.js';
+import { CycleReporter, PROGRESS_INTERVAL_MS, type CycleProgress } from './cycle-progress.js';
 import type { LiveThrottle, StorageThrottle } from './throttle.js';
 
 export type { SourceDisk };
@@ -266,7 +266,14 @@ async function attemptCycle(opts: CycleOptions, trustPrevious: boolean): Promise
     signal,
     lastBatchHadChunks: false,
   };
-  for (const s of cycle.disks) await backupDisk(run, disks[s.slot]!, s);
+  // Also while reading waits for an upload to drain: the bytes sent keep moving, and so must the progress.
+  const ticker = reporter ? setInterval(() => reporter.update(c), PROGRESS_INTERVAL_MS) : null;
+  ticker?.unref();
+  try {
+    for (const s of cycle.disks) await backupDisk(run, disks[s.slot]!, s);
+  } finally {
+    if (ticker) clearInterval(ticker);
+  }
   reporter?.update(c, true);
   // A stop that arrives after the last block still prevents the point: a cancelled job must not gain one.
   throwIfStopped(signal);

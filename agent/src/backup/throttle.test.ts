@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setImmediate as turn } from 'node:timers/promises';
-import { LiveThrottle, MAX_WAIT_MS, NetworkThrottle, StorageThrottle, type ThrottleClock } from './throttle.js';
+import { BURST_MS, LiveThrottle, MAX_WAIT_MS, NetworkThrottle, StorageThrottle, type ThrottleClock } from './throttle.js';
 
 /** A clock that moves only when a throttle sleeps (or a fake read takes time), recording every sleep. */
 class FakeClock implements ThrottleClock {
@@ -30,11 +30,14 @@ function near(actual: number, expected: number, what: string): void {
   assert.ok(Math.abs(actual - expected) < 1e-6 * Math.max(1, expected), `${what}: expected ${expected}, got ${actual}`);
 }
 
-// 8 Mbit/s = 1,000,000 bytes/s = 1,000 bytes per ms; the bucket holds 250 ms = 250,000 bytes.
-void test('NetworkThrottle lets a quarter second of bytes through at once, then paces at the rate', async () => {
+// 8 Mbit/s = 1,000,000 bytes/s = 1,000 bytes per ms; the bucket holds BURST_MS of them.
+const BUCKET_8 = 1000 * BURST_MS;
+const BUCKET_1 = 125 * BURST_MS;
+
+void test('NetworkThrottle lets a burst of bytes through at once, then paces at the rate', async () => {
   const clock = new FakeClock();
   const net = new NetworkThrottle(8, clock);
-  await net.take(250_000);
+  await net.take(BUCKET_8);
   assert.deepEqual(clock.sleeps, []);
   await net.take(100_000);
   near(clock.slept(), 100, 'wait for 100,000 bytes at 8 Mbit/s');
@@ -44,25 +47,25 @@ void test('NetworkThrottle holds the long-run rate for a stream of frames', asyn
   const clock = new FakeClock();
   const net = new NetworkThrottle(8, clock);
   for (let i = 0; i < 1000; i++) await net.take(10_000);
-  // 10 MB at 1,000 bytes/ms, less the 250,000-byte initial burst.
-  near(clock.slept(), (10_000_000 - 250_000) / 1000, 'total wait');
+  // 10 MB at 1,000 bytes/ms, less the initial burst.
+  near(clock.slept(), (10_000_000 - BUCKET_8) / 1000, 'total wait');
   assert.ok(Math.max(...clock.sleeps) <= MAX_WAIT_MS);
 });
 
 void test('NetworkThrottle lets a frame larger than the bucket through and makes the next bytes repay it', async () => {
   const clock = new FakeClock();
-  const net = new NetworkThrottle(1, clock); // 125 bytes/ms, bucket 31,250 bytes
+  const net = new NetworkThrottle(1, clock); // 125 bytes/ms
   await net.take(1_000_000);
   assert.deepEqual(clock.sleeps, []);
   await net.take(1);
-  near(clock.slept(), (1_000_000 - 31_250 + 1) / 125, 'debt repaid before the next byte');
+  near(clock.slept(), (1_000_000 - BUCKET_1 + 1) / 125, 'debt repaid before the next byte');
   assert.ok(clock.sleeps.every((s) => s <= MAX_WAIT_MS), 'long waits are sliced');
 });
 
 void test('NetworkThrottle applies a rate change to the bytes still waiting', async () => {
   const clock = new FakeClock();
   const net = new NetworkThrottle(1, clock);
-  await net.take(1_000_000); // debt 968,750 bytes
+  await net.take(1_000_000); // debt 1,000,000 - BUCKET_1 bytes
   clock.afterSleep = () => {
     clock.afterSleep = null;
     net.setRate(80); // 10,000 bytes/ms from here on
@@ -70,7 +73,7 @@ void test('NetworkThrottle applies a rate change to the bytes still waiting', as
   await net.take(1000);
   assert.equal(clock.sleeps.length, 2);
   near(clock.sleeps[0]!, MAX_WAIT_MS, 'first slice at 1 Mbit/s');
-  near(clock.sleeps[1]!, (968_750 - MAX_WAIT_MS * 125 + 1000) / 10_000, 'rest at 80 Mbit/s');
+  near(clock.sleeps[1]!, (1_000_000 - BUCKET_1 - MAX_WAIT_MS * 125 + 1000) / 10_000, 'rest at 80 Mbit/s');
 });
 
 void test('NetworkThrottle at 0 Mbit/s is unlimited, also when set while a wait is under way', async () => {
@@ -80,12 +83,14 @@ void test('NetworkThrottle at 0 Mbit/s is unlimited, also when set while a wait 
   assert.deepEqual(clock.sleeps, []);
 
   net.setRate(1);
-  await net.take(31_250); // leaving "unlimited" starts with a full bucket
+  await net.take(BUCKET_1); // leaving "unlimited" starts with a full bucket
   assert.deepEqual(clock.sleeps, []);
-  await net.take(1_000_000); // waits 250 ms for a full bucket, leaves a debt of ~7.75 s
+  await net.take(1_000_000); // waits for a full bucket, leaves a debt of several seconds
+  const filling = clock.sleeps.length;
+  assert.equal(filling, Math.ceil(BURST_MS / MAX_WAIT_MS), 'the wait for a full bucket is sliced');
   clock.afterSleep = () => net.setRate(0);
   await net.take(1);
-  assert.equal(clock.sleeps.length, 2, 'the debt is dropped after the slice during which the rate became unlimited');
+  assert.equal(clock.sleeps.length, filling + 1, 'the debt is dropped after the slice during which the rate became unlimited');
 });
 
 void test('NetworkThrottle refuses a negative rate', () => {

@@ -20,8 +20,12 @@ export const systemClock: ThrottleClock = {
  */
 export const MAX_WAIT_MS = 250;
 
-/** The bucket holds this much time's worth of bytes: short bursts pass at line speed, the average stays capped. */
-export const BURST_MS = 250;
+/**
+ * The bucket holds this much time's worth of bytes: short bursts pass at line speed, the average stays capped.
+ * A second, so the pauses between upload batches (the appliance answering, the next missing-chunks query) are
+ * made up by the next batch instead of lowering the average below the setting.
+ */
+export const BURST_MS = 1000;
 
 /** At most this much disk busy time is banked while the agent does not read (e.g. while an upload drains). */
 export const DISK_CREDIT_MS = 100;

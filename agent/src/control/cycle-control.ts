@@ -7,6 +7,8 @@ import {
   type CycleFailedReport,
   type CycleProgressReport,
   type CycleStoppedReport,
+  type Hooks,
+  type RunCycleCommand,
   type StopCycleCommand,
   type Throttle,
 } from '@ferry/protocol';
@@ -21,6 +23,12 @@ export interface CycleRequest {
   throttle: LiveThrottle;
   signal: AbortSignal;
   onProgress: (p: CycleProgress) => void;
+  /** From the job's settings: paths whose files' blocks are not read or sent. */
+  exclusions?: string[] | undefined;
+  /** Set for the final cycle only: commands to run before reading and after the cycle. */
+  hooks?: Hooks | undefined;
+  /** The cycle's log (snapshots, exclusions, hooks). */
+  log?: Log | undefined;
 }
 
 export type CycleRunner = (req: CycleRequest) => Promise<CycleResult>;
@@ -45,6 +53,7 @@ interface Running {
   cycleId: number | null;
   /** Set when the appliance asked for the stop; null while running or when the agent itself shuts down. */
   stopReason: StopCycleCommand['reason'] | null;
+  command: RunCycleCommand;
   shuttingDown: boolean;
   done: Promise<void>;
 }
@@ -91,7 +100,7 @@ export class CycleControl {
       throw new FerryError('BAD_REQUEST', `this agent is running a cycle of job ${busy.jobId}; stop it before starting one of job ${cmd.jobId}`);
     }
     this.#throttle.set(cmd.throttle);
-    const running: Running = { jobId: cmd.jobId, controller: new AbortController(), cycleId: null, stopReason: null, shuttingDown: false, done: Promise.resolve() };
+    const running: Running = { jobId: cmd.jobId, command: cmd, controller: new AbortController(), cycleId: null, stopReason: null, shuttingDown: false, done: Promise.resolve() };
     this.#running = running;
     this.#log(`job ${cmd.jobId}: starting a cycle (${cmd.reason}); throttle: ${describeThrottle(cmd.throttle)}`);
     running.done = this.#drive(running);
@@ -136,6 +145,9 @@ export class CycleControl {
         jobId,
         throttle: this.#throttle,
         signal: r.controller.signal,
+        exclusions: r.command.exclusions,
+        hooks: r.command.hooks,
+        log: (line) => this.#log(`job ${jobId}: ${line}`),
         onProgress: (p) => {
           r.cycleId = p.cycleId;
           this.#reports.progress({ jobId, ...p });

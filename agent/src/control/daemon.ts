@@ -6,13 +6,23 @@ import { answer } from './answer.js';
 import { openControlChannel } from './channel.js';
 import { describeConnectError, describeDisconnect, RepeatedProblem } from './connect-error.js';
 import { CycleControl, type CycleReports } from './cycle-control.js';
-import { diskCycleRunner } from './disk-cycle.js';
+import { diskCycleRunner, type AgentSourceSettings } from './disk-cycle.js';
+import { removeStaleSnapshots } from '../disk/snapshot.js';
 import type { Log } from './log.js';
 
 export interface DaemonOptions {
-  stateDir: string;
+  /**
+   * Where the enrollment comes from: the state directory (`ferry-agent run`, re-read after a refused
+   * credential so a re-enrollment is picked up), or given whole (`ferry-agent passive`, which gets it from
+   * the appliance over SSH and keeps nothing on the source).
+   */
+  enrollment: { stateDir: string } | { state: AgentState };
+  /** Resolves with a reason when the daemon must stop for a cause other than a signal (stdin closed). */
+  stop?: Promise<string>;
   /** Disks to back up; undefined: every disk found when a cycle starts. */
   disks: string[] | undefined;
+  /** --exclude, --pre-hook, --post-hook: added to every job's settings. */
+  source?: AgentSourceSettings;
   version: string;
   log: Log;
 }
@@ -44,12 +54,16 @@ function errorText(err: unknown): string {
 export async function runDaemon(opts: DaemonOptions): Promise<number> {
   const { log } = opts;
   await initHashing();
-  const state = await loadState(opts.stateDir);
+  const { enrollment } = opts;
+  const state = 'state' in enrollment ? enrollment.state : await loadState(enrollment.stateDir);
+  const stateDir = 'stateDir' in enrollment ? enrollment.stateDir : null;
   const client = new ApplianceClient(state.appliance, state.fingerprint, state.credential);
   const host = client.base.host;
   let token = state.credential;
   const socket = openControlChannel(state.appliance, client, () => token, false);
-  const enrollCommand = `ferry-agent enroll --appliance ${state.appliance} --fingerprint ${state.fingerprint} --token T --state ${opts.stateDir}`;
+  const enrollCommand = stateDir
+    ? `ferry-agent enroll --appliance ${state.appliance} --fingerprint ${state.fingerprint} --token T --state ${stateDir}`
+    : 'the appliance to redeploy this passive source';
 
   const onBug = (err: unknown): void => log(`internal error — this is a bug; please report it:\n${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
   const acknowledged =
@@ -70,7 +84,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       socket.emit('cycle.stopped', r, acknowledged('cycle.stopped'));
     },
   };
-  const control = new CycleControl(diskCycleRunner(client, opts.disks), reports, new LiveThrottle(DEFAULT_THROTTLE), log);
+  const control = new CycleControl(diskCycleRunner(client, opts.disks, opts.source), reports, new LiveThrottle(DEFAULT_THROTTLE), log);
 
   socket.on('cycle.run', (cmd, ack) => void answer(ack, () => control.run(cmd), onBug));
   socket.on('cycle.stop', (cmd, ack) => void answer(ack, () => control.stop(cmd), onBug));
@@ -83,11 +97,12 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   let retryTimer: NodeJS.Timeout | null = null;
 
   const reloadCredential = async (): Promise<void> => {
+    if (!stateDir) return;
     let fresh: AgentState;
     try {
-      fresh = await loadState(opts.stateDir);
+      fresh = await loadState(stateDir);
     } catch (err) {
-      log(`cannot re-read the enrollment in ${opts.stateDir} (${errorText(err)}); trying the credential loaded at start`);
+      log(`cannot re-read the enrollment in ${stateDir} (${errorText(err)}); trying the credential loaded at start`);
       return;
     }
     if (fresh.appliance !== state.appliance || fresh.fingerprint !== state.fingerprint) {
@@ -140,9 +155,11 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     `ferry-agent ${opts.version} started: appliance ${state.appliance} (pinned ${state.fingerprint}), ` +
       `disks ${opts.disks ? opts.disks.join(', ') : 'all found at each cycle'}`,
   );
+  // Snapshots of a cycle that a crash or kill broke off would otherwise fill up and hold space.
+  await removeStaleSnapshots(log);
   socket.connect();
 
-  const why = await Promise.race([terminationSignal(), enrollmentChanged]);
+  const why = await Promise.race([terminationSignal(), enrollmentChanged, ...(opts.stop ? [opts.stop] : [])]);
   stopping = true;
   if (retryTimer) clearTimeout(retryTimer);
   const busy = control.busyJobId;

@@ -1,5 +1,6 @@
 import { Router, type NextFunction, type Request, type Response } from 'express';
-import { EnrollRequestSchema } from '@ferry/protocol';
+import { EnrollRequestSchema, FerryError } from '@ferry/protocol';
+import { sameOrigin, sessionCookieOf } from './cookie.js';
 import type { AuthService } from './service.js';
 import { json, parse } from '../http/reply.js';
 
@@ -10,9 +11,14 @@ export function enrollRoutes(auth: AuthService): Router {
   return r;
 }
 
+/** Bearer token, or the web UI's session cookie (then only from the appliance's own pages). */
 export function authenticate(auth: AuthService) {
   return (req: Request, res: Response, next: NextFunction): void => {
-    res.locals.principal = auth.authenticate(req.headers.authorization);
+    const cookie = req.headers.authorization ? null : sessionCookieOf(req.headers.cookie);
+    if (cookie && req.method !== 'GET' && req.method !== 'HEAD' && !sameOrigin(req.headers.origin, req.headers.host)) {
+      throw new FerryError('FORBIDDEN', `a request from another site (${req.headers.origin}) may not use the web UI session`);
+    }
+    res.locals.principal = auth.authenticateRequest(req.headers.authorization, cookie);
     next();
   };
 }

@@ -1,7 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 
-/** Tokens are `ferry_<kind>_<id>_<secret>`; only SHA-256 of the secret is stored. */
-export type TokenKind = 'admin' | 'agent' | 'enroll' | 'restore';
+/** Tokens are `ferry_<kind>_<id>_<secret>`; only SHA-256 of the secret is stored. `session` is a browser's cookie. */
+export type TokenKind = 'admin' | 'agent' | 'enroll' | 'restore' | 'session';
 
 export function newSecret(): string {
   return randomBytes(32).toString('base64url');
@@ -21,7 +21,7 @@ export function formatToken(kind: TokenKind, id: number, secret: string): string
 }
 
 export function parseToken(token: string): { kind: TokenKind; id: number; secret: string } | null {
-  const m = /^ferry_(admin|agent|enroll|restore)_(\d{1,15})_([A-Za-z0-9_-]{43})$/.exec(token);
+  const m = /^ferry_(admin|agent|enroll|restore|session)_(\d{1,15})_([A-Za-z0-9_-]{43})$/.exec(token);
   if (!m) return null;
   return { kind: m[1] as TokenKind, id: Number(m[2]), secret: m[3]! };
 }

@@ -6,11 +6,16 @@ import { formatToken, hashSecret, newSecret, parseToken, secretMatches } from '.
 
 export type Principal =
   | { kind: 'admin'; tokenId: number }
+  /** A person logged in to the web UI (session cookie). */
+  | { kind: 'admin'; userId: number; sessionId: number }
   | { kind: 'agent'; agentId: number; sourceId: number }
   | { kind: 'restore'; restoreId: number; pointId: number };
 
 /** Looks up a restore session (the restore ISO's credential): only active restores with an open session. */
 export type RestoreSessions = (restoreId: number) => { pointId: number; sessionHash: Buffer } | null;
+
+/** Looks up a web UI session (the browser's cookie): valid and not expired, or null. */
+export type BrowserSessions = (sessionId: number, secret: string) => { userId: number; sessionId: number } | null;
 
 /** How often an agent request may update its source's last_seen (a durable SQLite write). */
 const TOUCH_INTERVAL_MS = 30_000;
@@ -23,6 +28,7 @@ export class AuthService {
     private readonly sources: SourceRepository,
     private readonly enrollTtlHours: number,
     private readonly restoreSessions: RestoreSessions,
+    private readonly browserSessions: BrowserSessions = () => null,
   ) {}
 
   createApiToken(name: string): string {
@@ -58,13 +64,36 @@ export class AuthService {
     });
   }
 
+  /** A credential for a source the appliance created itself (a passive source: no enrollment token involved). */
+  createAgentCredential(sourceId: number): { agentId: number; credential: string } {
+    const secret = newSecret();
+    const agentId = this.repo.createAgent(sourceId, hashSecret(secret));
+    return { agentId, credential: formatToken('agent', agentId, secret) };
+  }
+
+  /** A request's credential: its Authorization header (agents, scripts, the ISO), else the web UI's session cookie. */
+  authenticateRequest(header: string | undefined, sessionCookie: string | null): Principal {
+    if (header || !sessionCookie) return this.authenticate(header);
+    return this.authenticateSession(sessionCookie);
+  }
+
+  /** A browser's session cookie value, `ferry_session_<id>_<secret>`. */
+  authenticateSession(cookie: string): Principal {
+    const parsed = parseToken(cookie);
+    const s = parsed?.kind === 'session' ? this.browserSessions(parsed.id, parsed.secret) : null;
+    if (!s) throw new FerryError('AUTH_INVALID', 'the web UI session has expired or was ended: log in again');
+    return { kind: 'admin', userId: s.userId, sessionId: s.sessionId };
+  }
+
   authenticate(header: string | undefined): Principal {
-    if (!header) throw new FerryError('AUTH_REQUIRED', 'this route needs an Authorization: Bearer token');
+    if (!header) throw new FerryError('AUTH_REQUIRED', 'this route needs an Authorization: Bearer token (or, in a browser, logging in to the web UI)');
     const m = /^Bearer (\S+)$/.exec(header);
     const parsed = m ? parseToken(m[1]!) : null;
     if (parsed?.kind === 'admin') {
       const row = this.repo.apiToken(parsed.id);
       if (row && !row.revoked_at && secretMatches(parsed.secret, row.secret_hash)) return { kind: 'admin', tokenId: row.id };
+    } else if (parsed?.kind === 'session') {
+      return this.authenticateSession(m![1]!);
     } else if (parsed?.kind === 'agent') {
       const row = this.repo.agent(parsed.id);
       if (row && !row.revoked_at && secretMatches(parsed.secret, row.secret_hash)) {

@@ -1,5 +1,5 @@
 import type { Namespace } from 'socket.io';
-import type { JobLogEntry, JobProgress, JobView, RestoreView, ServerToUiEvents, UiToServerEvents } from '@ferry/protocol';
+import type { JobLogEntry, JobProgress, JobView, PassiveSourceView, RestoreView, ServerToUiEvents, UiToServerEvents } from '@ferry/protocol';
 import type { JobEvents } from '../jobs/service.js';
 import type { RestoreEvents } from '../restores/service.js';
 
@@ -30,5 +30,9 @@ export class UiEvents implements JobEvents, RestoreEvents {
 
   restoreUpdated(restore: RestoreView): void {
     this.#nsp?.emit('restore.updated', restore);
+  }
+
+  passiveUpdated(source: PassiveSourceView): void {
+    this.#nsp?.emit('passive.updated', source);
   }
 }

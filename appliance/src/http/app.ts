@@ -5,11 +5,15 @@ import type { Logger } from 'pino';
 import type { Appliance } from '../appliance.js';
 import { authenticate, enrollRoutes } from '../auth/routes.js';
 import { sourceRoutes } from '../sources/routes.js';
+import { passiveRoutes } from '../passive/routes.js';
+import { SourceViews } from '../sources/view.js';
+import { uiRoutes, uiSessionRoutes } from '../ui/routes.js';
 import { cycleRoutes } from '../cycles/routes.js';
 import { pointRoutes } from '../points/routes.js';
 import { jobRoutes } from '../jobs/routes.js';
 import { restoreRoutes, restoreSessionRoutes } from '../restores/routes.js';
 import { storageRoutes } from '../storage/routes.js';
+import { agentInstallRoutes, downloadRoutes } from '../downloads/routes.js';
 import { openApiDocument } from './openapi.js';
 import { errorHandler, json } from './reply.js';
 
@@ -32,18 +36,24 @@ export function createApp(a: Appliance, log: Logger, opts: AppOptions): Express 
   });
   api.use(enrollRoutes(a.auth));
   api.use(restoreSessionRoutes(a.restores));
+  // The web UI's first start, login and logout come before any credential exists.
+  api.use(uiSessionRoutes(a.ui, a.auth));
   api.use(authenticate(a.auth));
   api.get('/appliance', json(() => ({ fingerprint: opts.fingerprint, version: opts.version })));
-  api.use(sourceRoutes(a.sources));
+  api.use(passiveRoutes(a.passive));
+  api.use(sourceRoutes(a.sources, new SourceViews({ sources: a.sources, online: (id) => a.agents.online(id), points: (id) => a.points.list(id) })));
   api.use(cycleRoutes(a.cycles));
   api.use(pointRoutes(a.points, (reason) => a.collectGarbage(reason)));
   api.use(jobRoutes(a.jobs));
   api.use(restoreRoutes(a.restores));
   api.use(storageRoutes(a.gc));
+  api.use(uiRoutes(a.ui));
+  api.use(agentInstallRoutes(a.downloads, a.auth));
   api.use(() => {
     throw new FerryError('NOT_FOUND', 'no such API route');
   });
   app.use(API_PREFIX, api);
+  app.use(downloadRoutes(a.downloads));
   if (existsSync(opts.webRoot)) app.use(express.static(opts.webRoot, { index: 'index.html' }));
   app.use(errorHandler(log));
   return app;

@@ -1,11 +1,19 @@
 import { z } from 'zod';
 import {
   AGENT_NAMESPACE,
+  HooksSchema,
+  AddPassiveSourceRequestSchema,
+  ConfirmHostKeyRequestSchema,
+  PASSIVE_STATES,
+  type AddPassiveSourceResponse,
+  type HostKey,
+  type PassiveSourceView,
   AgentHelloSchema,
   API_PREFIX,
   CancelJobRequestSchema,
   CommitCycleRequestSchema,
   CompleteJobRequestSchema,
+  CreateAgentInstallRequestSchema,
   CreateJobRequestSchema,
   CreateRestoreRequestSchema,
   CreateRestoreCodeRequestSchema,
@@ -35,6 +43,7 @@ import {
   StartCycleRequestSchema,
   ThrottleSchema,
   UI_NAMESPACE,
+  type AgentInstall,
   type AgentToServerEvents,
   type CycleDiskState,
   type CycleState,
@@ -61,6 +70,20 @@ import {
   type UiToServerEvents,
   type UploadResponse,
 } from '@ferry/protocol';
+import type { SourceDiskView, SourceView } from '../sources/view.js';
+import {
+  CreateUserRequestSchema,
+  LoginRequestSchema,
+  SetPasswordRequestSchema,
+  SettingsRequestSchema,
+  SetupRequestSchema,
+  type ApplianceSettings,
+  type DashboardAlert,
+  type DashboardSummary,
+  type SessionInfo,
+  type UserView,
+  type VerifyStatus,
+} from '../ui/types.js';
 
 /**
  * The OpenAPI 3.1 description of the REST API, served at GET /api/v1/openapi.json. Everything comes from
@@ -74,7 +97,7 @@ export type Credential = 'admin' | 'agent' | 'admin-or-agent' | 'admin-or-restor
 
 type Schema = { [key: string]: unknown };
 type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
-type Tag = 'system' | 'sources' | 'cycles' | 'points' | 'jobs' | 'restores' | 'storage';
+type Tag = 'system' | 'sources' | 'cycles' | 'points' | 'jobs' | 'restores' | 'storage' | 'web-ui';
 
 /** Codes the appliance answers over HTTP; status 0 marks codes the programs report themselves. */
 export type HttpErrorCode = { [K in ErrorCode]: (typeof ERRORS)[K]['status'] extends 0 ? never : K }[ErrorCode];
@@ -106,7 +129,7 @@ function object<T>(description: string, properties: { [K in keyof NoInfer<T>]-?:
 const REFINEMENTS = new Map<unknown, Schema>([
   [IntervalSchema, { minimum: MIN_INTERVAL_SECONDS, maximum: MAX_INTERVAL_SECONDS, description: 'Seconds between cycles: 1 hour to 7 days.' }],
   [MaxPointsSchema, { minimum: MIN_MAX_POINTS, maximum: MAX_MAX_POINTS, description: 'Points the job keeps at most.' }],
-  [JobSettingsRequestSchema, { minProperties: 1, description: 'At least one of intervalSeconds, maxPoints, throttle.' }],
+  [JobSettingsRequestSchema, { minProperties: 1, description: 'At least one of intervalSeconds, maxPoints, throttle, exclusions, hooks.' }],
 ]);
 
 function fromZod(schema: z.ZodType, io: 'input' | 'output' = 'input'): Schema {
@@ -126,6 +149,9 @@ function fromZod(schema: z.ZodType, io: 'input' | 'output' = 'input'): Schema {
 
 const REQUESTS = {
   EnrollRequest: EnrollRequestSchema,
+  CreateAgentInstallRequest: CreateAgentInstallRequestSchema,
+  AddPassiveSourceRequest: AddPassiveSourceRequestSchema,
+  ConfirmHostKeyRequest: ConfirmHostKeyRequestSchema,
   // sources/routes.ts builds this one inline; keep it the same here.
   PutDisksRequest: z.strictObject({ disks: z.array(DiskInfoSchema).max(64) }),
   MissingChunksRequest: MissingChunksRequestSchema,
@@ -144,6 +170,12 @@ const REQUESTS = {
   CycleProgressReport: CycleProgressReportSchema,
   CycleFailedReport: CycleFailedReportSchema,
   CycleStoppedReport: CycleStoppedReportSchema,
+  // The web UI's routes (appliance/src/ui/types.ts).
+  SetupRequest: SetupRequestSchema,
+  LoginRequest: LoginRequestSchema,
+  CreateUserRequest: CreateUserRequestSchema,
+  SetPasswordRequest: SetPasswordRequestSchema,
+  SettingsRequest: SettingsRequestSchema,
 } satisfies Record<string, z.ZodType>;
 type RequestName = keyof typeof REQUESTS;
 
@@ -151,8 +183,98 @@ type RequestName = keyof typeof REQUESTS;
 
 const throttle = ref('Throttle');
 
+// ---- the web UI's reply shapes (appliance/src/ui/types.ts, appliance/src/sources/view.ts) ------------------------
+
+const ratioOrNull = (description: string): Schema => nullable(num(description));
+const UI_RESPONSES = {
+  SourceDiskView: object<SourceDiskView>('A disk of the source as its agent last reported it.', {
+    id: id(),
+    key: str(),
+    size: count('Bytes.'),
+    layout: { description: 'Partition table and filesystems as the agent sent them, or null.' },
+    usedBytes: nullable(count('Bytes in use as the agent measured them.')),
+    updatedAt: nullable(time()),
+  }),
+  SourceView: object<SourceView>('A source server: its disks, mode, whether its agent is connected, and its newest point.', {
+    id: id(),
+    name: str('Unique; the hostname, with a suffix (-2, -3, …) when taken.'),
+    hostname: str(),
+    os: nullable(str()),
+    lastSeen: nullable(time('Last request of its agent (updated at most every 30 s).')),
+    mode: oneOfValues(['active', 'passive'], 'active: its agent dials the appliance; passive: the appliance reaches it over SSH.'),
+    online: bool('Its agent holds a control connection now.'),
+    disks: array(ref('SourceDiskView')),
+    lastPoint: nullable(
+      object<NonNullable<SourceView['lastPoint']>>('The newest point of the source.', { id: id(), name: str(), createdAt: time(), disks: array(ref('PointDisk')) }),
+    ),
+  }),
+  UserView: object<UserView>('A web UI user.', {
+    id: id(),
+    username: str(),
+    role: { const: 'admin' },
+    createdAt: time(),
+    lastLoginAt: nullable(time()),
+  }),
+  SessionInfo: object<SessionInfo>('Whether first start is pending, and who this browser is logged in as.', {
+    setupRequired: bool('No admin exists yet: the UI shows the first-start screen.'),
+    user: nullable(ref('UserView')),
+  }),
+  ApplianceSettings: object<ApplianceSettings>('Appliance-wide settings.', {
+    defaultThrottle: { ...ref('Throttle'), description: 'Prefilled in the web UI’s job form.' },
+  }),
+  DashboardAlert: object<DashboardAlert>('Something that needs the engineer’s attention.', {
+    level: oneOfValues(['error', 'warning']),
+    kind: oneOfValues(['job-error', 'job-suspended', 'restore-failed', 'storage-low']),
+    message: str(),
+    jobId: nullable(id()),
+    restoreId: nullable(id()),
+  }),
+  DashboardSummary: object<DashboardSummary>('The dashboard: storage, data reduction, counts and alerts.', {
+    storage: object<DashboardSummary['storage']>('The filesystem of the data directory, and what the live points hold.', {
+      totalBytes: count(),
+      usedBytes: count(),
+      freeBytes: count('Available to the appliance.'),
+      storedBytes: count('Chunk file bytes written by the cycles of live points.'),
+      logicalBytes: count('Bytes the live points describe (data blocks × block size).'),
+      changedBytes: count('Changed bytes, before compression, that the cycles of live points carried.'),
+      dedupeRatio: ratioOrNull('logicalBytes / changedBytes; null without data.'),
+      compressionRatio: ratioOrNull('changedBytes / storedBytes; null without data.'),
+    }),
+    sources: object<DashboardSummary['sources']>('Sources.', { total: count(), online: count() }),
+    jobs: object<DashboardSummary['jobs']>('Live jobs (not Completed or Cancelled).', { total: count(), running: count(), inError: count(), suspended: count() }),
+    points: count('Live points.'),
+    restores: object<DashboardSummary['restores']>('Restores.', { active: count() }),
+    alerts: array(ref('DashboardAlert')),
+  }),
+  VerifyStatus: object<VerifyStatus>('The storage verify started from the web UI: running or the last result.', {
+    running: bool(),
+    startedAt: nullable(time()),
+    finishedAt: nullable(time()),
+    progress: nullable({ type: 'object', required: ['chunksChecked', 'chunksTotal', 'bytesChecked'], properties: { chunksChecked: count(), chunksTotal: count(), bytesChecked: count() } }),
+    report: nullable({
+      type: 'object',
+      description: 'What `ferry-appliance verify` reports.',
+      required: ['ok', 'chunksChecked', 'bytesChecked', 'unreferencedChunks', 'damagedChunks', 'points'],
+      properties: {
+        ok: bool(),
+        chunksChecked: count(),
+        bytesChecked: count(),
+        unreferencedChunks: count(),
+        damagedChunks: array({ type: 'object', required: ['id', 'problem', 'points'], properties: { id: str(), problem: str(), points: array(str()) } }),
+        points: array({
+          type: 'object',
+          required: ['id', 'name', 'sourceId', 'ok', 'problems'],
+          properties: { id: id(), name: str(), sourceId: id(), ok: bool(), problems: array(str()) },
+        }),
+      },
+    }),
+    error: nullable(str('Why the run itself failed.')),
+  }),
+} satisfies Record<string, Schema>;
+
 const RESPONSES = {
   Throttle: fromZod(ThrottleSchema, 'output'),
+  Hooks: fromZod(HooksSchema, 'output'),
   DiskInfo: fromZod(DiskInfoSchema),
   Health: object<{ status: 'ok'; version: string }>('The appliance answers.', { status: { const: 'ok' }, version: str() }),
   ApplianceInfo: object<{ fingerprint: string; version: string }>('The appliance itself.', {
@@ -163,6 +285,15 @@ const RESPONSES = {
     agentId: id(),
     sourceId: id(),
     credential: str('ferry_agent_<id>_<secret>'),
+  }),
+  AgentInstall: object<AgentInstall>('The one-line install command for a new source (the token is shown only here).', {
+    command: str('Paste on the source as root: downloads /downloads/install.sh with curl pinned to the certificate and runs it with the token.'),
+    token: str('The one-time enrollment token inside the command, ferry_enroll_<id>_<secret>.'),
+    expiresAt: time('When the token expires.'),
+    applianceUrl: str('https://HOST:PORT, from the Host header of this request.'),
+    fingerprint: str('SHA256:AB:CD:… of the certificate, as the agent pins it.'),
+    pin: str("sha256//<base64>: SHA-256 of the certificate's public key, curl's --pinnedpubkey form."),
+    agent: object<AgentInstall['agent']>('The executable the command installs.', { version: str(), sha256: str('Lowercase hex.'), size: count('Bytes.') }),
   }),
   SourceSummary: object<SourceSummary>('A source server and its disks.', {
     id: id(),
@@ -267,6 +398,8 @@ const RESPONSES = {
     pendingIntervalSeconds: nullable(count('An interval change that applies after the next cycle completes.')),
     maxPoints: count(),
     throttle,
+    exclusions: array(str(), 'Paths on the source whose files\' blocks are not copied.'),
+    hooks: ref('Hooks'),
     lastCycle: bool('Complete was asked with a last cycle; Completed follows its commit.'),
     nextRunAt: nullable(time()),
     lastCompletedAt: nullable(time()),
@@ -311,6 +444,29 @@ const RESPONSES = {
     seconds: num(),
     pinned: bool('An active restore uses it: retention and deletion leave it alone.'),
   }),
+  HostKey: object<HostKey>('An SSH host key, as `ssh-keygen -lf KEY.pub` shows it.', {
+    algorithm: str('ssh-ed25519, ecdsa-sha2-nistp256, ssh-rsa, …'),
+    sha256: str('SHA256: and 43 base64 characters.'),
+  }),
+  PassiveSourceView: object<PassiveSourceView>('A passive source: reached over SSH; the appliance deploys and runs its agent. No password or key is ever sent back.', {
+    sourceId: id(),
+    name: str(),
+    host: str(),
+    port: count(),
+    username: str(),
+    auth: oneOfValues(['password', 'key'] satisfies PassiveSourceView['auth'][]),
+    disks: nullable(array(str(), 'Disks on the source to back up; null: every disk found at each cycle.')),
+    state: oneOfValues(PASSIVE_STATES),
+    message: nullable(str('What is happening or what to fix.')),
+    hostKey: nullable(ref('HostKey')),
+    presentedHostKey: nullable(ref('HostKey')),
+    agentVersion: nullable(str()),
+    updatedAt: time(),
+  }),
+  AddPassiveSourceResponse: object<AddPassiveSourceResponse>('The new source and the host key it presented, to compare with the source and confirm.', {
+    source: ref('PassiveSourceView'),
+    hostKey: ref('HostKey'),
+  }),
   RestoreView: object<RestoreView>('A restore of a point; while active it pins the point. With a code it is the restore ISO’s session.', {
     id: id(),
     pointId: id(),
@@ -353,15 +509,21 @@ const RESPONSES = {
     tempFilesRemoved: count(),
     seconds: num(),
   }),
-  RunCycleCommand: object<RunCycleCommand>('Run (or resume) a cycle of a job.', {
-    jobId: id(),
-    reason: str('Why it runs ("scheduled", "sync-now", "last cycle", …), for the agent log.'),
-    throttle,
-  }),
+  RunCycleCommand: {
+    ...object<RunCycleCommand>('Run (or resume) a cycle of a job.', {
+      jobId: id(),
+      reason: str('Why it runs ("scheduled", "sync-now", "last cycle", …), for the agent log.'),
+      throttle,
+      exclusions: array(str(), 'Paths whose files\' blocks are not read or sent; absent: none.'),
+      hooks: ref('Hooks'),
+    }),
+    required: ['jobId', 'reason', 'throttle'],
+  },
   StopCycleCommand: object<StopCycleCommand>('Stop the running cycle of a job; acknowledged blocks are kept.', {
     jobId: id(),
     reason: oneOfValues(['pause', 'cancel', 'complete'] satisfies StopCycleCommand['reason'][]),
   }),
+  ...UI_RESPONSES,
 } satisfies Record<string, Schema>;
 
 /** Data of an Ok reply, inline. */
@@ -450,7 +612,7 @@ export const ROUTES: readonly Route[] = [
     errors: [],
   },
   // sources
-  { method: 'get', path: '/sources', operationId: 'listSources', tag: 'sources', summary: 'Every source, by id', credential: 'admin', reply: { data: array(ref('SourceSummary')) }, errors: [] },
+  { method: 'get', path: '/sources', operationId: 'listSources', tag: 'sources', summary: 'Every source, by id', credential: 'admin', reply: { data: array(ref('SourceView')) }, errors: [] },
   {
     method: 'get',
     path: '/sources/{id}',
@@ -459,7 +621,7 @@ export const ROUTES: readonly Route[] = [
     summary: 'One source',
     description: 'An agent may read only its own source.',
     credential: 'admin-or-agent',
-    reply: { data: ref('SourceSummary') },
+    reply: { data: ref('SourceView') },
     errors: ['FORBIDDEN', 'SOURCE_NOT_FOUND'],
   },
   {
@@ -473,6 +635,34 @@ export const ROUTES: readonly Route[] = [
     body: { json: 'PutDisksRequest' },
     reply: { data: ref('PutDisksResponse') },
     errors: ['FORBIDDEN', 'SOURCE_NOT_FOUND'],
+  },
+  { method: 'get', path: '/passive-sources', operationId: 'listPassiveSources', tag: 'sources', summary: 'Every passive source with its SSH state', credential: 'admin', reply: { data: array(ref('PassiveSourceView')) }, errors: [] },
+  {
+    method: 'post',
+    path: '/sources/passive',
+    operationId: 'addPassiveSource',
+    tag: 'sources',
+    summary: 'Add a passive source (SSH)',
+    description:
+      'Connects to the host, learns its SSH host key without logging in, and records the source. Nothing more happens until the key is confirmed (POST /sources/{id}/host-key).',
+    credential: 'admin',
+    body: { json: 'AddPassiveSourceRequest' },
+    reply: { data: ref('AddPassiveSourceResponse') },
+    errors: ['SSH_UNREACHABLE'],
+  },
+  { method: 'get', path: '/sources/{id}/passive', operationId: 'getPassiveSource', tag: 'sources', summary: 'A passive source with its SSH state', credential: 'admin', reply: { data: ref('PassiveSourceView') }, errors: ['SOURCE_NOT_FOUND', 'SOURCE_NOT_PASSIVE'] },
+  {
+    method: 'post',
+    path: '/sources/{id}/host-key',
+    operationId: 'confirmHostKey',
+    tag: 'sources',
+    summary: 'Trust the host key the source presented, and deploy',
+    description:
+      'The fingerprint must be the one the source presented (on first contact, or after it changed). The appliance then logs in, uploads the agent if missing or outdated, and runs it; progress arrives as passive.updated events.',
+    credential: 'admin',
+    body: { json: 'ConfirmHostKeyRequest' },
+    reply: { data: ref('PassiveSourceView') },
+    errors: ['SOURCE_NOT_FOUND', 'SOURCE_NOT_PASSIVE', 'SSH_HOST_KEY_MISMATCH'],
   },
   // cycles
   {
@@ -741,6 +931,126 @@ export const ROUTES: readonly Route[] = [
     reply: { data: ref('RestoreView') },
     errors: ['RESTORE_NOT_FOUND', 'RESTORE_NOT_ACTIVE'],
   },
+  {
+    method: 'post',
+    path: '/agent-installs',
+    operationId: 'createAgentInstall',
+    tag: 'sources',
+    summary: 'A one-line command that installs, enrolls and starts the agent on a new source',
+    description:
+      'Makes a fresh one-time enrollment token (ttlHours, default the appliance enrollment TTL of 24 h) and the command an engineer pastes on the source as root. ' +
+      'The command downloads GET /downloads/install.sh with curl pinned to this certificate\'s public key; the script downloads GET /downloads/ferry-agent the same way, checks its SHA-256, ' +
+      'installs it to /usr/local/sbin/ferry-agent, enrolls it and starts its systemd unit. Both downloads are outside /api/v1 and need no token. ' +
+      'AGENT_BINARY_MISSING when the appliance has no agent executable (`make agent-binary`).',
+    credential: 'admin',
+    body: { json: 'CreateAgentInstallRequest', optional: true },
+    reply: { data: ref('AgentInstall') },
+    errors: ['AGENT_BINARY_MISSING'],
+  },
+  // web UI: first start, login, logout (no credential yet), then admin routes
+  {
+    method: 'get',
+    path: '/session',
+    operationId: 'session',
+    tag: 'web-ui',
+    summary: 'Whether first start is pending, and who the session cookie belongs to',
+    description: 'Never fails for a missing or expired cookie: user is then null.',
+    credential: 'none',
+    reply: { data: ref('SessionInfo') },
+    errors: [],
+  },
+  {
+    method: 'post',
+    path: '/setup',
+    operationId: 'setup',
+    tag: 'web-ui',
+    summary: 'First start: create the first admin and log in (sets the session cookie)',
+    description: 'Works once, while no user exists; there is no default account. Refused from pages of another origin.',
+    credential: 'none',
+    body: { json: 'SetupRequest' },
+    reply: { data: ref('SessionInfo') },
+    errors: ['SETUP_DONE', 'PASSWORD_WEAK', 'FORBIDDEN'],
+  },
+  {
+    method: 'post',
+    path: '/login',
+    operationId: 'login',
+    tag: 'web-ui',
+    summary: 'Log in: sets the session cookie (HttpOnly, Secure, SameSite=Strict)',
+    description: 'Five wrong passwords from one address make it wait a minute (LOGIN_THROTTLED). Refused from pages of another origin.',
+    credential: 'none',
+    body: { json: 'LoginRequest' },
+    reply: { data: ref('SessionInfo') },
+    errors: ['LOGIN_FAILED', 'LOGIN_THROTTLED', 'SETUP_REQUIRED', 'FORBIDDEN'],
+  },
+  {
+    method: 'post',
+    path: '/logout',
+    operationId: 'logout',
+    tag: 'web-ui',
+    summary: 'Log out: ends the cookie’s session and clears the cookie',
+    credential: 'none',
+    reply: { data: ackData({ loggedOut: bool('False when there was no valid session.') }) },
+    errors: ['FORBIDDEN'],
+  },
+  { method: 'get', path: '/dashboard', operationId: 'dashboard', tag: 'web-ui', summary: 'The dashboard summary', credential: 'admin', reply: { data: ref('DashboardSummary') }, errors: [] },
+  { method: 'get', path: '/users', operationId: 'listUsers', tag: 'web-ui', summary: 'Every web UI user', credential: 'admin', reply: { data: array(ref('UserView')) }, errors: [] },
+  {
+    method: 'post',
+    path: '/users',
+    operationId: 'createUser',
+    tag: 'web-ui',
+    summary: 'Create a web UI user (an admin)',
+    credential: 'admin',
+    body: { json: 'CreateUserRequest' },
+    reply: { data: ref('UserView') },
+    errors: ['USER_EXISTS', 'PASSWORD_WEAK'],
+  },
+  {
+    method: 'put',
+    path: '/users/{id}/password',
+    operationId: 'setUserPassword',
+    tag: 'web-ui',
+    summary: 'Set a user’s password; the user’s other sessions end',
+    credential: 'admin',
+    body: { json: 'SetPasswordRequest' },
+    reply: { data: ref('UserView') },
+    errors: ['USER_NOT_FOUND', 'PASSWORD_WEAK'],
+  },
+  {
+    method: 'delete',
+    path: '/users/{id}',
+    operationId: 'deleteUser',
+    tag: 'web-ui',
+    summary: 'Delete a user and end its sessions',
+    credential: 'admin',
+    reply: { data: ackData({ deleted: id() }) },
+    errors: ['USER_NOT_FOUND', 'LAST_ADMIN'],
+  },
+  { method: 'get', path: '/settings', operationId: 'getSettings', tag: 'web-ui', summary: 'Appliance settings', credential: 'admin', reply: { data: ref('ApplianceSettings') }, errors: [] },
+  {
+    method: 'put',
+    path: '/settings',
+    operationId: 'putSettings',
+    tag: 'web-ui',
+    summary: 'Change appliance settings',
+    credential: 'admin',
+    body: { json: 'SettingsRequest' },
+    reply: { data: ref('ApplianceSettings') },
+    errors: [],
+  },
+  { method: 'get', path: '/storage/verify', operationId: 'verifyStatus', tag: 'storage', summary: 'The running or last storage verify', credential: 'admin', reply: { data: ref('VerifyStatus') }, errors: [] },
+  {
+    method: 'post',
+    path: '/storage/verify',
+    operationId: 'startVerify',
+    tag: 'storage',
+    summary: 'Start re-reading every chunk and index in the background (as `ferry-appliance verify`)',
+    description: 'While a run is going, answers with it instead of starting another. Poll GET /storage/verify for progress and the report.',
+    credential: 'admin',
+    reply: { data: ref('VerifyStatus') },
+    errors: [],
+  },
   // storage
   {
     method: 'post',
@@ -760,11 +1070,11 @@ export const ROUTES: readonly Route[] = [
 
 const SECURITY: Record<Credential, Record<string, string[]>[]> = {
   none: [],
-  admin: [{ adminToken: [] }],
+  admin: [{ adminToken: [] }, { sessionCookie: [] }],
   agent: [{ agentCredential: [] }],
-  'admin-or-agent': [{ adminToken: [] }, { agentCredential: [] }],
-  'admin-or-restore': [{ adminToken: [] }, { restoreSession: [] }],
-  any: [{ adminToken: [] }, { agentCredential: [] }, { restoreSession: [] }],
+  'admin-or-agent': [{ adminToken: [] }, { sessionCookie: [] }, { agentCredential: [] }],
+  'admin-or-restore': [{ adminToken: [] }, { sessionCookie: [] }, { restoreSession: [] }],
+  any: [{ adminToken: [] }, { sessionCookie: [] }, { agentCredential: [] }, { restoreSession: [] }],
 };
 
 export function pathParams(path: string): string[] {
@@ -859,6 +1169,7 @@ const toUi: { [K in keyof ServerToUiEvents]-?: EventDoc } = {
   'job.progress': { summary: 'Live progress of a running cycle, about once a second.', payload: ref('JobProgress') },
   'job.log': { summary: 'A new job log entry.', payload: ref('JobLogEntry') },
   'restore.updated': { summary: 'A restore changed (phase, progress, steps, error).', payload: ref('RestoreView') },
+  'passive.updated': { summary: 'A passive source changed (SSH connection, deployment, host key).', payload: ref('PassiveSourceView') },
 };
 const fromUi: { [K in keyof UiToServerEvents]-?: EventDoc } = {
   'jobs.list': { summary: 'Every job, as GET /jobs; no payload, only the acknowledgement.', ack: ack(array(ref('JobView'))) },
@@ -878,7 +1189,7 @@ const SOCKET_IO = {
       clientToServer: fromAgent,
     },
     [UI_NAMESPACE]: {
-      description: 'Live job updates for browsers. Admin credential for now.',
+      description: 'Live updates for browsers: an admin token in auth, or the web UI’s session cookie (from the appliance’s own pages).',
       credential: 'admin',
       serverToClient: toUi,
       clientToServer: fromUi,
@@ -896,6 +1207,7 @@ const TAGS: { name: Tag; description: string }[] = [
   { name: 'jobs', description: 'Migration jobs: a full cycle, then incremental cycles every interval, until completed or cancelled.' },
   { name: 'restores', description: 'Restores; an active restore pins its point.' },
   { name: 'storage', description: 'The chunk store.' },
+  { name: 'web-ui', description: 'The web UI: first start, login and logout with a session cookie, users, dashboard, settings.' },
 ];
 
 export function openApiDocument(version: string): object {
@@ -922,6 +1234,7 @@ export function openApiDocument(version: string): object {
         adminToken: { type: 'http', scheme: 'bearer', bearerFormat: 'ferry_admin_<id>_<secret>', description: 'Admin API token: `ferry-appliance token create --name NAME`.' },
         agentCredential: { type: 'http', scheme: 'bearer', bearerFormat: 'ferry_agent_<id>_<secret>', description: "An agent's credential from POST /enroll; reaches only its own source." },
         restoreSession: { type: 'http', scheme: 'bearer', bearerFormat: 'ferry_restore_<id>_<secret>', description: 'The restore ISO’s credential from POST /restore-sessions; reaches only its restore and that restore’s point.' },
+        sessionCookie: { type: 'apiKey', in: 'cookie', name: 'ferry_session', description: 'The web UI’s session (POST /setup or POST /login sets it); an admin. Requests with it that change something must come from the appliance’s own pages.' },
       },
       schemas: {
         Id: { type: 'integer', minimum: 1, maximum: 999_999_999_999_999, description: 'Decimal, without leading zeros, at most 15 digits; anything else is BAD_REQUEST.' },

@@ -41,6 +41,11 @@ function toFerryError(err: unknown): FerryError {
     return new FerryError('BAD_REQUEST', `the request body could not be read: ${e.message ?? e.type}`);
   }
   if (typeof e.status === 'number' && e.status >= 400 && e.status < 500) return new FerryError('BAD_REQUEST', e.message ?? 'bad request');
+  // The client went away mid-request (a link that dropped, an agent that stopped): its problem, not a bug.
+  const code = (err as NodeJS.ErrnoException).code;
+  if (e.message === 'aborted' || code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE') {
+    return new FerryError('BAD_REQUEST', `the client broke off the request (${code ?? e.message}); it resumes from its last acknowledged block`);
+  }
   return new FerryError('INTERNAL', 'internal error: this is a bug; the appliance log has the details', { cause: err });
 }
 

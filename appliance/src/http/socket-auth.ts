@@ -1,16 +1,22 @@
 import type { Socket } from 'socket.io';
 import { FerryError } from '@ferry/protocol';
 import type { AuthService, Principal } from '../auth/service.js';
+import { sameOrigin, sessionCookieOf } from '../auth/cookie.js';
 
 /**
- * socket.io handshake check: the credential travels as `auth: { token }`. A refusal carries the error code and
+ * socket.io handshake check: the credential travels as `auth: { token }`, or, from a browser logged in to the web
+ * UI, as the session cookie (accepted only from the appliance's own pages). A refusal carries the error code and
  * hint in `data`, like an HTTP error reply, so the client can say what to do.
  */
 export function socketAuth(auth: AuthService, kind: Principal['kind'], accept: (socket: Socket, p: Principal) => void) {
   return (socket: Socket, next: (err?: Error) => void): void => {
     try {
       const token = (socket.handshake.auth as { token?: unknown }).token;
-      const p = auth.authenticate(typeof token === 'string' ? `Bearer ${token}` : undefined);
+      const cookie = typeof token === 'string' ? null : sessionCookieOf(socket.handshake.headers.cookie);
+      if (cookie && !sameOrigin(socket.handshake.headers.origin, socket.handshake.headers.host)) {
+        throw new FerryError('FORBIDDEN', 'a page from another site may not use the web UI session');
+      }
+      const p = cookie ? auth.authenticateSession(cookie) : auth.authenticate(typeof token === 'string' ? `Bearer ${token}` : undefined);
       if (p.kind !== kind) throw new FerryError('FORBIDDEN', `this channel takes an ${kind} credential`);
       accept(socket, p);
       next();

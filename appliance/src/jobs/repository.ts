@@ -1,4 +1,4 @@
-import type { JobLogEntry, JobPhase, JobState, JobTransition, Throttle } from '@ferry/protocol';
+import type { Hooks, JobLogEntry, JobPhase, JobState, JobTransition, Throttle } from '@ferry/protocol';
 import type { Catalog } from '../catalog/catalog.js';
 
 export interface JobRow {
@@ -17,6 +17,10 @@ export interface JobRow {
   error_code: string | null;
   error_message: string | null;
   throttle: string;
+  /** JSON array of paths. */
+  exclusions: string;
+  pre_hook: string | null;
+  post_hook: string | null;
   created_at: string;
   finished_at: string | null;
 }
@@ -37,6 +41,9 @@ export type JobPatch = Partial<
     | 'error_code'
     | 'error_message'
     | 'throttle'
+    | 'exclusions'
+    | 'pre_hook'
+    | 'post_hook'
     | 'finished_at'
   >
 >;
@@ -54,6 +61,9 @@ const PATCHABLE = new Set<string>([
   'error_code',
   'error_message',
   'throttle',
+  'exclusions',
+  'pre_hook',
+  'post_hook',
   'finished_at',
 ]);
 
@@ -75,10 +85,12 @@ export class JobRepository {
     return this.db.transaction(fn)();
   }
 
-  create(sourceId: number, intervalSeconds: number, maxPoints: number, throttle: Throttle, at: string): number {
+  create(sourceId: number, intervalSeconds: number, maxPoints: number, throttle: Throttle, exclusions: string[], hooks: Hooks, at: string): number {
     const r = this.db
-      .prepare("INSERT INTO jobs (source_id, state, interval_seconds, max_points, throttle, created_at) VALUES (?, 'Ready', ?, ?, ?, ?)")
-      .run(sourceId, intervalSeconds, maxPoints, JSON.stringify(throttle), at);
+      .prepare(
+        "INSERT INTO jobs (source_id, state, interval_seconds, max_points, throttle, exclusions, pre_hook, post_hook, created_at) VALUES (?, 'Ready', ?, ?, ?, ?, ?, ?, ?)",
+      )
+      .run(sourceId, intervalSeconds, maxPoints, JSON.stringify(throttle), JSON.stringify(exclusions), hooks.pre, hooks.post, at);
     return Number(r.lastInsertRowid);
   }
 

@@ -157,7 +157,7 @@ export class JobService {
     const throttle: Throttle = { ...DEFAULT_THROTTLE, ...req.throttle };
     const at = this.#now();
     const id = this.repo.transaction(() => {
-      const id = this.repo.create(req.sourceId, req.intervalSeconds, req.maxPoints, throttle, at);
+      const id = this.repo.create(req.sourceId, req.intervalSeconds, req.maxPoints, throttle, req.exclusions ?? [], req.hooks ?? { pre: null, post: null }, at);
       this.repo.recordCreation(id, at, 'job created: the full cycle runs first');
       return id;
     });
@@ -276,6 +276,20 @@ export class JobService {
       patch.throttle = JSON.stringify(throttle);
       said.push(`Throttle: ${throttle.networkMbps === 0 ? 'unlimited network' : `${throttle.networkMbps} Mbit/s`}, ${throttle.diskPercent} % disk time, ${throttle.queueDepth} reads in flight; applies at once.`);
       this.#log(jobId, 'info', `throttle set to ${JSON.stringify(throttle)}`);
+    }
+    if (req.exclusions !== undefined) {
+      patch.exclusions = JSON.stringify(req.exclusions);
+      said.push(
+        req.exclusions.length === 0
+          ? 'No paths are excluded from the next cycle on.'
+          : `From the next cycle on, the blocks of files under ${req.exclusions.join(', ')} are not copied (they restore as zeros).`,
+      );
+      this.#log(jobId, 'info', `exclusions set to ${req.exclusions.length === 0 ? 'none' : req.exclusions.join(', ')}`);
+    }
+    if (req.hooks !== undefined) {
+      Object.assign(patch, { pre_hook: req.hooks.pre, post_hook: req.hooks.post });
+      said.push(`Final cycle commands: before ${req.hooks.pre ?? '(none)'}, after ${req.hooks.post ?? '(none)'}.`);
+      this.#log(jobId, 'info', `final cycle commands set: before ${req.hooks.pre ?? '(none)'}, after ${req.hooks.post ?? '(none)'}`);
     }
     this.repo.update(jobId, patch);
     if (throttle && this.agents.online(job.source_id)) {
@@ -450,7 +464,14 @@ export class JobService {
       job.state === 'Ready' ? 'first (full) cycle' : job.state === 'Completing' ? 'last cycle' : job.state === 'Syncing' ? 'continuing the cycle in progress' : 'scheduled';
     this.#dispatched.add(job.id);
     const r = await this.agents
-      .run(job.source_id, { jobId: job.id, reason, throttle: JSON.parse(job.throttle) as Throttle })
+      .run(job.source_id, {
+        jobId: job.id,
+        reason,
+        throttle: JSON.parse(job.throttle) as Throttle,
+        exclusions: JSON.parse(job.exclusions) as string[],
+        // The hooks (stop services, then start them again) belong to the final cycle only.
+        ...(job.state === 'Completing' && (job.pre_hook !== null || job.post_hook !== null) ? { hooks: { pre: job.pre_hook, post: job.post_hook } } : {}),
+      })
       .catch((err: unknown) => this.#failedReply(err));
     if (!r.ok) {
       this.#dispatched.delete(job.id);
@@ -572,6 +593,8 @@ export class JobService {
       pendingIntervalSeconds: j.pending_interval_seconds,
       maxPoints: j.max_points,
       throttle: JSON.parse(j.throttle) as Throttle,
+      exclusions: JSON.parse(j.exclusions) as string[],
+      hooks: { pre: j.pre_hook, post: j.post_hook },
       lastCycle: j.last_cycle === 1,
       nextRunAt: j.next_run_at,
       lastCompletedAt: j.last_completed_at,

@@ -10,6 +10,13 @@ export interface DiskRow {
   layout: string | null;
 }
 
+/** A disk's layout and used bytes as its agent last reported them (the web UI's source page). */
+export interface SourceDiskDetail {
+  layout: unknown;
+  usedBytes: number | null;
+  updatedAt: string | null;
+}
+
 export class SourceRepository {
   constructor(private readonly db: Catalog) {}
 
@@ -69,5 +76,21 @@ export class SourceRepository {
       lastSeen: r.last_seen,
       disks: disks.all(r.id) as { id: number; key: string; size: number }[],
     }));
+  }
+
+  diskDetails(sourceId: number): (SourceDiskDetail & { id: number })[] {
+    const rows = this.db.prepare('SELECT id, layout, used_bytes, updated_at FROM disks WHERE source_id = ? ORDER BY id').all(sourceId) as {
+      id: number;
+      layout: string | null;
+      used_bytes: number | null;
+      updated_at: string | null;
+    }[];
+    return rows.map((r) => ({ id: r.id, layout: r.layout ? (JSON.parse(r.layout) as unknown) : null, usedBytes: r.used_bytes, updatedAt: r.updated_at }));
+  }
+
+  /** Active (its agent dials in) unless the catalog says passive; read loosely so older catalogs work too. */
+  mode(sourceId: number): 'active' | 'passive' {
+    const row = this.db.prepare('SELECT * FROM sources WHERE id = ?').get(sourceId) as { mode?: string } | undefined;
+    return row?.mode === 'passive' ? 'passive' : 'active';
   }
 }

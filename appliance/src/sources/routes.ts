@@ -2,16 +2,17 @@ import { Router } from 'express';
 import { DiskInfoSchema, FerryError } from '@ferry/protocol';
 import { z } from 'zod';
 import type { SourceRepository } from './repository.js';
+import type { SourceViews } from './view.js';
 import { assertAdmin, assertSourceAccess } from '../auth/service.js';
 import { intParam, json, parse, principal } from '../http/reply.js';
 
-export function sourceRoutes(sources: SourceRepository): Router {
+export function sourceRoutes(sources: SourceRepository, views: SourceViews): Router {
   const r = Router();
   r.get(
     '/sources',
     json((_req, res) => {
       assertAdmin(principal(res));
-      return sources.list();
+      return views.list();
     }),
   );
   r.get(
@@ -19,7 +20,7 @@ export function sourceRoutes(sources: SourceRepository): Router {
     json((req, res) => {
       const id = intParam(req.params.id, 'source id');
       assertSourceAccess(principal(res), id);
-      const s = sources.list().find((x) => x.id === id);
+      const s = views.get(id);
       if (!s) throw new FerryError('SOURCE_NOT_FOUND', `source ${id} does not exist`);
       return s;
     }),

@@ -16,6 +16,9 @@ const fields = (text: string) =>
  */
 export async function activateLvm(table: DeviceTable, run: CommandRunner): Promise<string[]> {
   if (!table.devices.some((d) => d.type === 'LVM2_member')) return [];
+  // Nothing may have loaded device-mapper yet (the restore ISO's udev activates no LVM on its own). A
+  // kernel with it built in has no module to load: the activation below says so if it is truly missing.
+  await run('modprobe', ['dm_mod']).catch(() => undefined);
   try {
     await run('vgscan', ['--mknodes']);
   } catch (err) {

@@ -1,0 +1,293 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import os from 'node:os';
+import path from 'node:path';
+import { API_PREFIX, RESTORE_CODE_PATTERN, type JobView } from '@ferry/protocol';
+import type { Page } from 'playwright-core';
+import { ferryOk } from '../lib/cli.js';
+import { createPartitionedImage, withMounted } from '../lib/disk-image.js';
+import { startAgentDaemon, startTestAppliance, type AgentDaemon, type TestAppliance } from '../lib/jobs.js';
+import { startBrowser, type TestBrowser } from '../lib/browser.js';
+
+/*
+ * The web UI in Debian's headless Chromium against an in-process appliance (real HTTPS, socket.io, SQLite, chunk
+ * store) and a real agent process backing up a partitioned ext4 disk image. Saves screenshots of the main
+ * screens into docs/screenshots/ (linked from docs/operator-guide.md).
+ */
+
+const ADMIN = 'admin';
+const PASSWORD = 'correct horse battery staple';
+const LANGS = ['en', 'zh-CN', 'ja'] as const;
+
+async function waitFor<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs = 120_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+}
+
+/** A link of the main navigation (the dashboard repeats some of them). */
+const nav = (page: Page, name: string) => page.getByRole('navigation').getByRole('link', { name, exact: true });
+/** The job page's progress bar in percent, or -1 while it shows none (no cycle running). */
+const progressOf = async (page: Page): Promise<number> => {
+  const bar = page.getByTestId('job-progress');
+  return (await bar.count()) > 0 ? Number(await bar.getAttribute('data-value', { timeout: 1000 })) : -1;
+};
+
+describe('web UI in a real browser', { timeout: 10 * 60_000 }, () => {
+  let work: string;
+  let t: TestAppliance;
+  let b: TestBrowser;
+  let agent: AgentDaemon | undefined;
+  let image: string;
+
+  before(async () => {
+    work = await mkdtemp(path.join(os.tmpdir(), 'ferry-web-ui-'));
+    // A GPT disk: ext4 with 16 MiB of incompressible files, swap, free space; the agent reads only used blocks.
+    image = path.join(work, 'source.img');
+    await createPartitionedImage(image, 'gpt', 96, 72, 8);
+    await withMounted(image, 1, async (dir) => {
+      for (let i = 0; i < 2; i++) await writeFile(path.join(dir, `data-${i}.bin`), randomBytes(8 * 1024 * 1024));
+    });
+    t = await startTestAppliance();
+    b = await startBrowser();
+  });
+
+  after(async () => {
+    await agent?.kill().catch(() => undefined);
+    await b?.close().catch(() => undefined);
+    await t?.close().catch(() => undefined);
+    await rm(work, { recursive: true, force: true });
+  });
+
+  test('first start asks for an admin password: there is no default account', async () => {
+    const { page } = b;
+    await page.goto(t.server.url);
+    await page.getByRole('heading', { name: 'Set the admin password' }).waitFor();
+    // Nobody can log in before setup.
+    const res = await page.request.post(`${t.server.url}${API_PREFIX}/login`, { data: { username: 'admin', password: 'admin' } });
+    assert.equal(res.status(), 409);
+    assert.equal(((await res.json()) as { code: string }).code, 'SETUP_REQUIRED');
+    await page.getByLabel('Password', { exact: true }).fill('short');
+    await page.getByLabel('Repeat the password').fill('short');
+    await page.getByRole('button', { name: 'Create admin and log in' }).click();
+    await page.getByText('The password is too short').waitFor();
+    await b.screenshot('first-start');
+    await page.getByLabel('User name').fill(ADMIN);
+    await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
+    await page.getByLabel('Repeat the password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Create admin and log in' }).click();
+    await page.getByRole('heading', { name: 'Dashboard' }).waitFor();
+    await page.getByText('Nothing needs your attention.').waitFor();
+    await b.screenshot('dashboard-empty');
+    // Setup runs once.
+    const again = await page.request.post(`${t.server.url}${API_PREFIX}/setup`, { data: { username: 'other', password: 'another long password' } });
+    assert.equal(again.status(), 409);
+  });
+
+  test('logout, a wrong password is refused, the right one logs in', async () => {
+    const { page } = b;
+    await page.getByTestId('logout').click();
+    await page.getByRole('heading', { name: 'Log in to Ferry' }).waitFor();
+    // The session cookie no longer opens the API.
+    assert.equal((await page.request.get(`${t.server.url}${API_PREFIX}/jobs`)).status(), 401);
+    await page.getByLabel('User name').fill(ADMIN);
+    await page.getByLabel('Password').fill('not the password');
+    await page.getByRole('button', { name: 'Log in' }).click();
+    const refusal = page.getByRole('alert');
+    await refusal.getByText('Wrong user name or password').waitFor();
+    assert.match(await refusal.innerText(), /LOGIN_FAILED/);
+    await b.screenshot('login-refused');
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await page.getByRole('heading', { name: 'Dashboard' }).waitFor();
+    await page.getByTestId('user').getByText(ADMIN).waitFor();
+  });
+
+  test('add an active source: the install command, then the source comes online when its agent enrolls', async () => {
+    const { page } = b;
+    await nav(page, 'Sources').click();
+    await page.getByText('No source yet.').waitFor();
+    await page.getByTestId('add-active').click();
+    await page.getByTestId('make-command').click();
+    let token: string;
+    let fingerprint = t.server.fingerprint;
+    const command = page.getByTestId('install-command');
+    const failed = page.getByRole('alert');
+    await waitFor('the install command or an error', async () => (await command.count()) > 0 || (await failed.count()) > 0);
+    if ((await command.count()) > 0) {
+      token = (await page.getByTestId('enroll-token').innerText()).trim();
+      fingerprint = (await page.getByTestId('fingerprint').innerText()).trim();
+      assert.match(await command.innerText(), /ferry_enroll_/);
+    } else {
+      // POST /agent-installs needs the agent executable (`make agent-binary`); without it the page says so and
+      // the test enrolls with a token made on the appliance, as `ferry-appliance enroll-token` would.
+      const text = await failed.innerText();
+      assert.match(text, /AGENT_BINARY_MISSING|NOT_FOUND/, text);
+      token = t.server.appliance.auth.createEnrollToken(1).token;
+    }
+    assert.equal(fingerprint, t.server.fingerprint);
+    await b.screenshot('add-active-source');
+
+    const state = path.join(work, 'agent-state');
+    await ferryOk('agent', ['enroll', '--appliance', t.server.url, '--fingerprint', fingerprint, '--token', token, '--state', state, '--name', 'web-source']);
+    agent = startAgentDaemon(state, [image]);
+    if ((await command.count()) > 0) {
+      const arrived = page.getByTestId('arrived');
+      await arrived.getByText('web-source').waitFor({ timeout: 60_000 });
+      await arrived.getByText('Online').waitFor({ timeout: 60_000 });
+    }
+    await nav(page, 'Sources').click();
+    const row = page.getByTestId('source-row').filter({ hasText: 'web-source' });
+    await row.getByTestId('source-status').getByText('Online').waitFor({ timeout: 60_000 });
+    await b.screenshot('sources');
+  });
+
+  test('create a job, watch the progress bar move and a point appear, pause and resume it', async () => {
+    const { page } = b;
+    await nav(page, 'Jobs').click();
+    await page.getByTestId('new-job').click();
+    await page.getByTestId('job-source').selectOption({ label: 'web-source' });
+    await page.getByLabel('Sync every').fill('6');
+    await page.getByLabel('Keep at most (points)').fill('3');
+    // 2 Mbit/s: a quarter megabyte a second, so sending the 16 MiB of files takes long enough to watch and pause.
+    await page.getByLabel('Network limit (Mbit/s)').fill('2');
+    await b.screenshot('job-create');
+    await page.getByTestId('create-job').click();
+    await page.waitForURL(/#\/jobs\/\d+$/);
+    const jobId = Number(/#\/jobs\/(\d+)$/.exec(page.url())![1]);
+
+    await page
+      .getByTestId('job-progress')
+      .waitFor({ timeout: 60_000 })
+      .catch(async (err: unknown) => {
+        throw new Error(`${String(err)}\njob: ${JSON.stringify(await t.job(jobId))}\nagent: ${agent?.output() ?? ''}\n${t.server.appliance.jobs.logText(jobId)}`);
+      });
+    const diag = async (err: unknown): Promise<never> => {
+      throw new Error(`${String(err)}\njob: ${JSON.stringify(await t.job(jobId))}\nagent: ${agent?.output() ?? ''}\n${t.server.appliance.jobs.logText(jobId)}`);
+    };
+    const first = await waitFor('some progress', async () => {
+      const v = await progressOf(page);
+      return v > 0 && v < 100 ? v : null;
+    }).catch(diag);
+    const later = await waitFor('the bar to move', async () => {
+      const v = await progressOf(page);
+      return v > first ? v : null;
+    }).catch(diag);
+    assert.ok(later > first);
+    await page.getByTestId('job-rate').waitFor();
+    await b.screenshot('job-running');
+
+    // Pause: the dialog says what happens before anything does.
+    assert.equal((await t.job(jobId)).state, 'Syncing', 'the cycle is still running when it is paused');
+    await page.getByTestId('action-pause').click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByText('The running cycle stops and no cycle runs until you resume.').waitFor();
+    await b.screenshot('job-confirm-pause');
+    await dialog.getByRole('button', { name: 'Pause' }).click();
+    await page.locator('[data-testid="job-state"][data-state="Paused"]').waitFor();
+    assert.equal((await t.job(jobId)).state, 'Paused');
+    await page.getByTestId('action-resume').click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Resume' }).click();
+    await waitFor('the job to run again', async () => ['Syncing', 'Waiting'].includes((await t.job(jobId)).state));
+
+    // The full cycle finishes: a point appears in the history without a reload.
+    const waiting: JobView = await t.waitFor('the first point', jobId, (j) => j.state === 'Waiting' && j.pointCount === 1, 180_000);
+    assert.equal(waiting.pointCount, 1);
+    await page.getByTestId('point-row').first().getByText('CYCLE_1').waitFor({ timeout: 30_000 });
+    await page.locator('[data-testid="job-state"][data-state="Waiting"]').waitFor();
+    await b.screenshot('job-detail');
+
+    // The source page draws the disk from that point: partitions and the used/unused bar.
+    await nav(page, 'Sources').click();
+    await page.getByRole('link', { name: 'web-source' }).click();
+    await page.getByText('Partition table: GPT').waitFor();
+    await b.screenshot('source-detail');
+  });
+
+  test('create a restore for the point and see its code', async () => {
+    const { page } = b;
+    await nav(page, 'Jobs').click();
+    await page.getByRole('link', { name: 'web-source' }).click();
+    await page.getByTestId('restore-point').first().click();
+    await page.getByTestId('create-restore').click();
+    const code = (await page.getByTestId('restore-code').innerText()).trim();
+    assert.match(code, RESTORE_CODE_PATTERN);
+    assert.equal((await page.getByTestId('restore-address').innerText()).trim(), new URL(t.server.url).origin);
+    await b.screenshot('restore-code');
+    await page.getByRole('link', { name: 'Watch the restore' }).click();
+    await page.getByTestId('restore').first().getByText('Waiting for the ISO').waitFor();
+    await b.screenshot('restores');
+  });
+
+  test('the appliance page: fingerprint, users, storage verify', async () => {
+    const { page } = b;
+    await nav(page, 'Appliance').click();
+    assert.equal((await page.getByTestId('appliance-fingerprint').innerText()).trim(), t.server.fingerprint);
+    await page.getByTestId('verify').click();
+    await page.getByTestId('verify-result').getByText('All good').waitFor({ timeout: 120_000 });
+    await b.screenshot('appliance');
+    await nav(page, 'Dashboard').click();
+    await page.getByTestId('dedupe').waitFor();
+    await b.screenshot('dashboard');
+  });
+
+  test('each language renders every page without a missing translation', async () => {
+    const { page } = b;
+    const jobId = (await t.admin.json<JobView[]>(`${API_PREFIX}/jobs`))[0]!.id;
+    const sourceId = (await t.admin.json<{ id: number }[]>(`${API_PREFIX}/sources`))[0]!.id;
+    const pages = ['/', '/sources', `/sources/${sourceId}`, '/sources/add-active', '/sources/add-passive', '/jobs', `/jobs/${jobId}`, '/jobs/new', '/restores', '/restores/new', '/appliance'];
+    for (const lang of LANGS) {
+      await page.getByTestId('lang').first().selectOption(lang);
+      for (const p of pages) {
+        await page.goto(`${t.server.url}/#${p}`);
+        await page.locator('main h1').first().waitFor();
+        await page.getByText('Loading…').waitFor({ state: 'detached' }).catch(() => undefined);
+        const text = await b.assertTranslated(`${lang} ${p}`);
+        assert.ok(text.length > 50, `${lang} ${p} shows almost nothing`);
+      }
+      if (lang !== 'en') {
+        await page.goto(`${t.server.url}/#/jobs/${jobId}`);
+        await page.getByTestId('point-row').first().waitFor();
+        await b.screenshot(`job-detail-${lang}`);
+      }
+    }
+    // The login page too, in each language.
+    await page.getByTestId('logout').click();
+    for (const lang of LANGS) {
+      await page.getByTestId('lang').selectOption(lang);
+      await page.locator('form button[type="submit"]').waitFor();
+      await b.assertTranslated(`${lang} login`);
+    }
+    await page.getByTestId('lang').selectOption('en');
+  });
+
+  test('a tablet (768×1024) gets the same screens, with nothing cut off', async () => {
+    const tablet = await startBrowser({ width: 768, height: 1024 });
+    try {
+      const { page } = tablet;
+      await page.goto(t.server.url);
+      await page.getByLabel('User name').fill(ADMIN);
+      await page.getByLabel('Password').fill(PASSWORD);
+      await page.getByRole('button', { name: 'Log in' }).click();
+      const jobId = (await t.admin.json<JobView[]>(`${API_PREFIX}/jobs`))[0]!.id;
+      await page.goto(`${t.server.url}/#/jobs/${jobId}`);
+      await page.getByTestId('point-row').first().waitFor();
+      const overflow = Number(await page.evaluate('document.documentElement.scrollWidth - document.documentElement.clientWidth'));
+      assert.ok(overflow <= 0, `the page is ${overflow} px wider than the tablet screen`);
+      await tablet.screenshot('job-detail-tablet');
+    } finally {
+      await tablet.close();
+    }
+  });
+});

@@ -1,0 +1,216 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { access, chmod, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { API_PREFIX, FerryError, type AddPassiveSourceResponse, type JobActionResult, type JobPoint, type PassiveSourceView } from '@ferry/protocol';
+import { sh } from '../lib/cli.js';
+import { ensureAgentBinary } from '../lib/agent-binary.js';
+import { restoreEquals, startTestAppliance, type TestAppliance } from '../lib/jobs.js';
+import { linkedNamespace, type LinkedNamespace } from '../lib/netns.js';
+
+/*
+ * Passive mode against a real sshd (Debian's openssh-server) running in a network namespace the test makes.
+ * The source has no route to the appliance: the agent's traffic comes back through the SSH connection. The
+ * "source" shares this machine's filesystem, so its disk is an image file here, and the agent lands in
+ * root's ~/.ferry-agent (removed afterwards unless it was there before).
+ */
+
+const MIB = 1024 * 1024;
+const REMOTE_DIR = path.join(os.homedir(), '.ferry-agent');
+
+async function exists(p: string): Promise<boolean> {
+  return access(p).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** The fingerprint `ssh-keygen -l` prints for a public key file. */
+async function keygenFingerprint(pub: string): Promise<string> {
+  const out = await sh('ssh-keygen', ['-l', '-E', 'sha256', '-f', pub]);
+  const m = /(SHA256:[A-Za-z0-9+/]{43})/.exec(out);
+  assert.ok(m, `ssh-keygen printed a fingerprint: ${out}`);
+  return m[1]!;
+}
+
+interface Sshd {
+  process: ChildProcess;
+  stop(): Promise<void>;
+}
+
+async function startSshd(ns: LinkedNamespace, dir: string, hostKey: string): Promise<Sshd> {
+  const config = path.join(dir, 'sshd_config');
+  await writeFile(
+    config,
+    [
+      `ListenAddress ${ns.nsAddress}`,
+      'Port 22',
+      `HostKey ${hostKey}`,
+      `PidFile ${dir}/sshd.pid`,
+      `AuthorizedKeysFile ${dir}/authorized_keys`,
+      'StrictModes no',
+      'PermitRootLogin prohibit-password',
+      'PasswordAuthentication no',
+      'KbdInteractiveAuthentication no',
+      'UsePAM no',
+      'AllowTcpForwarding yes',
+      'Subsystem sftp internal-sftp',
+      '',
+    ].join('\n'),
+  );
+  await sh('mkdir', ['-p', '/run/sshd']);
+  const [cmd, ...args] = ns.exec(['/usr/sbin/sshd', '-D', '-e', '-f', config]);
+  const child = spawn(cmd!, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  // Ready when it accepts TCP connections.
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const ok = await sh('ip', ['netns', 'exec', ns.name, 'bash', '-c', `exec 3<>/dev/tcp/${ns.nsAddress}/22`]).then(
+      () => true,
+      () => false,
+    );
+    if (ok) break;
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`sshd did not start: ${err}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    process: child,
+    stop: async () => {
+      // Every process of the namespace: sshd, its sessions, and the agent they started.
+      const pids = (await sh('ip', ['netns', 'pids', ns.name]).catch(() => '')).split(/\s+/).filter(Boolean);
+      for (const pid of pids) {
+        try {
+          process.kill(Number(pid), 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+      if (child.exitCode === null && child.signalCode === null) await new Promise((r) => child.once('exit', r));
+    },
+  };
+}
+
+describe('passive sources over SSH', { timeout: 15 * 60_000 }, () => {
+  let work: string;
+  let ns: LinkedNamespace;
+  let sshd: Sshd | null = null;
+  let t: TestAppliance;
+  let hadRemoteDir = false;
+  let clientKey: string;
+
+  before(async () => {
+    await ensureAgentBinary();
+    hadRemoteDir = await exists(REMOTE_DIR);
+    work = await mkdtemp(path.join(os.tmpdir(), 'ferry-passive-'));
+    ns = await linkedNamespace('pas', 1);
+    for (const name of ['host_a', 'host_b', 'client']) await sh('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', name, '-f', path.join(work, name)]);
+    await writeFile(path.join(work, 'authorized_keys'), await readFile(path.join(work, 'client.pub')));
+    await chmod(path.join(work, 'host_a'), 0o600);
+    await chmod(path.join(work, 'host_b'), 0o600);
+    clientKey = await readFile(path.join(work, 'client'), 'utf8');
+    sshd = await startSshd(ns, work, path.join(work, 'host_a'));
+    t = await startTestAppliance({ passive: { retryMs: 1000, ssh: { keepaliveIntervalMs: 1000, keepaliveCountMax: 3 } } });
+  });
+
+  after(async () => {
+    await t?.close();
+    await sshd?.stop();
+    await ns?.close();
+    if (!hadRemoteDir) await rm(REMOTE_DIR, { recursive: true, force: true });
+    await rm(work, { recursive: true, force: true });
+  });
+
+  const passive = (id: number): Promise<PassiveSourceView> => t.admin.json<PassiveSourceView>(`${API_PREFIX}/sources/${id}/passive`);
+  const waitPassive = async (id: number, what: string, pred: (s: PassiveSourceView) => boolean, timeoutMs = 120_000): Promise<PassiveSourceView> => {
+    const deadline = Date.now() + timeoutMs;
+    let last: PassiveSourceView | undefined;
+    while (Date.now() < deadline) {
+      last = await passive(id);
+      if (pred(last)) return last;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    throw new Error(`timed out waiting for passive source ${id}: ${what}; last seen ${JSON.stringify(last)}`);
+  };
+
+  let sourceId = 0;
+  const image = (): string => path.join(work, 'source.img');
+
+  test('a host key other than the one presented is refused and nothing is deployed', async () => {
+    // A source disk: random data after an empty first MiB (no partition table: read whole, zeros dropped).
+    const data = randomBytes(24 * MIB);
+    data.fill(0, 0, MIB);
+    await writeFile(image(), data);
+    const added = await t.admin.json<AddPassiveSourceResponse>(`${API_PREFIX}/sources/passive`, {
+      method: 'POST',
+      body: { name: 'db-01', host: ns.nsAddress, port: 22, username: 'root', privateKey: clientKey, disks: [image()] },
+    });
+    sourceId = added.source.sourceId;
+    assert.equal(added.hostKey.sha256, await keygenFingerprint(path.join(work, 'host_a.pub')), 'the key shown is the one ssh-keygen shows on the source');
+    assert.equal(added.hostKey.algorithm, 'ssh-ed25519');
+    assert.equal(added.source.state, 'host-key-unconfirmed');
+    assert.equal(JSON.stringify(added).includes('PRIVATE KEY'), false, 'the private key is never sent back');
+
+    const wrong = await keygenFingerprint(path.join(work, 'host_b.pub'));
+    await assert.rejects(
+      t.admin.json(`${API_PREFIX}/sources/${sourceId}/host-key`, { method: 'POST', body: { sha256: wrong } }),
+      (err: unknown) => err instanceof FerryError && err.code === 'SSH_HOST_KEY_MISMATCH' && err.message.includes(added.hostKey.sha256),
+    );
+    assert.equal((await passive(sourceId)).state, 'host-key-unconfirmed');
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(await exists(path.join(REMOTE_DIR, 'passive.pid')), false, 'no agent was started on the source');
+  });
+
+  test('confirmed: the agent is deployed over SSH, a job runs full and incremental cycles, and the points restore equal', async () => {
+    const confirmed = await t.admin.json<PassiveSourceView>(`${API_PREFIX}/sources/${sourceId}/host-key`, {
+      method: 'POST',
+      body: { sha256: await keygenFingerprint(path.join(work, 'host_a.pub')) },
+    });
+    assert.equal(confirmed.hostKey?.sha256, await keygenFingerprint(path.join(work, 'host_a.pub')));
+    const running = await waitPassive(sourceId, 'agent running', (s) => s.state === 'running');
+    assert.match(running.agentVersion ?? '', /\d+\.\d+\.\d+/);
+    const deadline = Date.now() + 60_000;
+    while (!t.server.appliance.agents.online(sourceId)) {
+      assert.ok(Date.now() < deadline, 'the passive agent connects through the SSH tunnel');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+
+    const { job } = await t.admin.json<JobActionResult>(`${API_PREFIX}/jobs`, { method: 'POST', body: { sourceId, intervalSeconds: 3600, maxPoints: 3 } });
+    await t.advance(0);
+    await t.waitFor('the full cycle', job.id, (j) => j.state === 'Waiting', 180_000);
+    const fh = await open(image(), 'r+');
+    try {
+      await fh.write(randomBytes(3 * MIB), 0, 3 * MIB, 5 * MIB);
+    } finally {
+      await fh.close();
+    }
+    await t.admin.json(`${API_PREFIX}/jobs/${job.id}/sync-now`, { method: 'POST' });
+    await t.advance(0);
+    await t.waitFor('the incremental cycle', job.id, (j) => j.state === 'Waiting' && j.pointCount === 2, 180_000);
+    const points = await t.admin.json<JobPoint[]>(`${API_PREFIX}/jobs/${job.id}/points`);
+    assert.deepEqual(
+      points.map((p) => p.name),
+      ['CYCLE_1', 'CYCLE_2'],
+    );
+    assert.ok(points[1]!.bytesChanged <= 4 * MIB, `the incremental sent only the changed blocks (changed ${points[1]!.bytesChanged} bytes)`);
+    await restoreEquals(t, points[1]!.id, image(), work);
+  });
+
+  test('a changed host key stops the appliance from logging in until the engineer confirms it', async () => {
+    await sshd!.stop();
+    sshd = await startSshd(ns, work, path.join(work, 'host_b'));
+    const changed = await waitPassive(sourceId, 'host key change seen', (s) => s.state === 'host-key-changed');
+    assert.equal(changed.presentedHostKey?.sha256, await keygenFingerprint(path.join(work, 'host_b.pub')));
+    assert.equal(changed.hostKey?.sha256, await keygenFingerprint(path.join(work, 'host_a.pub')), 'the trusted key is still the old one');
+    assert.match(changed.message ?? '', /not the trusted/);
+    await new Promise((r) => setTimeout(r, 2500));
+    assert.equal((await passive(sourceId)).state, 'host-key-changed', 'no retry logs in to a host with an untrusted key');
+    assert.equal(t.server.appliance.agents.online(sourceId), false);
+
+    await t.admin.json(`${API_PREFIX}/sources/${sourceId}/host-key`, { method: 'POST', body: { sha256: changed.presentedHostKey!.sha256 } });
+    await waitPassive(sourceId, 'agent running again', (s) => s.state === 'running');
+  });
+});

@@ -1,0 +1,51 @@
+/** The appliance's REST API from the browser: same origin, the session cookie is the credential. */
+export const API = '/api/v1';
+
+export class ApiError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly hint: string | null,
+    readonly status: number,
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+type Listener = () => void;
+const authLost = new Set<Listener>();
+
+/** Called when the appliance says the session is gone (expired, ended on another tab, user deleted). */
+export function onAuthLost(fn: Listener): () => void {
+  authLost.add(fn);
+  return () => authLost.delete(fn);
+}
+
+export async function api<T>(method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', path: string, body?: unknown): Promise<T> {
+  let res: Response;
+  try {
+    res = await fetch(API + path, {
+      method,
+      credentials: 'same-origin',
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      body: body === undefined ? null : JSON.stringify(body),
+    });
+  } catch (err) {
+    throw new ApiError('APPLIANCE_UNREACHABLE', `the appliance did not answer (${(err as Error).message})`, null, 0);
+  }
+  let reply: { ok: true; data: T } | { ok: false; code: string; message: string; hint?: string };
+  try {
+    reply = (await res.json()) as typeof reply;
+  } catch {
+    throw new ApiError('INTERNAL', `the appliance answered HTTP ${res.status} without a JSON body`, null, res.status);
+  }
+  if (!reply.ok) {
+    if (reply.code === 'AUTH_INVALID' || reply.code === 'AUTH_REQUIRED') for (const fn of authLost) fn();
+    throw new ApiError(reply.code, reply.message, reply.hint ?? null, res.status);
+  }
+  return reply.data;
+}
+
+export const get = <T>(path: string): Promise<T> => api<T>('GET', path);
+export const post = <T>(path: string, body?: unknown): Promise<T> => api<T>('POST', path, body ?? {});

@@ -1,0 +1,104 @@
+import { io, type Socket } from 'socket.io-client';
+import type { JobLogEntry, JobProgress, JobView, RestoreView, ServerToUiEvents, UiToServerEvents } from './types.ts';
+import { get } from './api.ts';
+
+/** Samples of a job's rate kept for its throughput chart. */
+const RATE_SAMPLES = 240;
+const LOG_ENTRIES = 1000;
+
+export interface RateSample {
+  at: number;
+  rate: number;
+}
+
+/**
+ * Jobs and restores as the appliance pushes them over socket.io (/ui namespace, the session cookie is the
+ * credential): pages read from here and never reload to see a change.
+ */
+class Live {
+  jobs = $state<JobView[]>([]);
+  restores = $state<RestoreView[]>([]);
+  progress = $state<Record<number, JobProgress>>({});
+  rates = $state<Record<number, RateSample[]>>({});
+  logs = $state<Record<number, JobLogEntry[]>>({});
+  connected = $state(false);
+  /** The last connection problem, for the banner. */
+  problem = $state<string | null>(null);
+  #socket: Socket<ServerToUiEvents, UiToServerEvents> | null = null;
+
+  start(): void {
+    if (this.#socket) return;
+    const socket: Socket<ServerToUiEvents, UiToServerEvents> = io('/ui', { path: '/socket.io', transports: ['websocket'], withCredentials: true });
+    this.#socket = socket;
+    socket.on('connect', () => {
+      this.connected = true;
+      this.problem = null;
+      void this.refresh();
+    });
+    socket.on('disconnect', () => {
+      this.connected = false;
+    });
+    socket.on('connect_error', (err: Error & { data?: { code?: string } }) => {
+      this.connected = false;
+      this.problem = err.data?.code ?? err.message;
+    });
+    socket.on('job.updated', (job) => this.upsertJob(job));
+    socket.on('job.progress', (p) => {
+      this.progress[p.jobId] = p;
+      const samples = (this.rates[p.jobId] ??= []);
+      if (p.rate !== null) {
+        // Arrival time, not updatedAt: the chart shows what this browser saw, whatever the appliance's clock says.
+        samples.push({ at: Date.now(), rate: p.rate });
+        if (samples.length > RATE_SAMPLES) samples.splice(0, samples.length - RATE_SAMPLES);
+      }
+    });
+    socket.on('job.log', (entry) => {
+      const list = this.logs[entry.jobId];
+      if (!list) return; // only for jobs whose log a page has loaded
+      if (list.some((e) => e.id === entry.id)) return;
+      list.push(entry);
+      if (list.length > LOG_ENTRIES) list.splice(0, list.length - LOG_ENTRIES);
+    });
+    socket.on('restore.updated', (r) => this.upsertRestore(r));
+  }
+
+  stop(): void {
+    this.#socket?.disconnect();
+    this.#socket = null;
+    this.connected = false;
+  }
+
+  /** Loads the current state (after connecting and after any reconnect, so nothing missed stays stale). */
+  async refresh(): Promise<void> {
+    const [jobs, restores] = await Promise.all([get<JobView[]>('/jobs'), get<RestoreView[]>('/restores')]);
+    this.jobs = jobs;
+    this.restores = restores;
+  }
+
+  upsertJob(job: JobView): void {
+    const i = this.jobs.findIndex((j) => j.id === job.id);
+    if (i >= 0) this.jobs[i] = job;
+    else this.jobs.push(job);
+    if (job.state !== 'Syncing' && job.state !== 'Completing') delete this.progress[job.id];
+  }
+
+  upsertRestore(r: RestoreView): void {
+    const i = this.restores.findIndex((x) => x.id === r.id);
+    if (i >= 0) this.restores[i] = r;
+    else this.restores.unshift(r);
+  }
+
+  job(id: number): JobView | undefined {
+    return this.jobs.find((j) => j.id === id);
+  }
+
+  progressOf(job: JobView): JobProgress | null {
+    return this.progress[job.id] ?? job.progress;
+  }
+
+  setLog(jobId: number, entries: JobLogEntry[]): void {
+    this.logs[jobId] = entries.slice(-LOG_ENTRIES);
+  }
+}
+
+export const live = new Live();
