@@ -52,9 +52,11 @@ test-integration: build
 test-e2e: build
 	$(NODE_TEST) --test-concurrency=1 $(E2E_TESTS)
 
-# Throughput on a generated 1 GiB image; not a test (no timing assertions), results in docs/benchmarks.md.
-bench: build
-	node --conditions=development --import tsx test/bench/throughput.ts
+# Ferry against borg, restic, partclone and lz4 on a cached Debian source image, agent footprint, scaling, block sizes
+# (test/bench/run.ts); not a test (no timing assertions). Writes docs/benchmarks.md and docs/benchmarks.svg. Needs root.
+# BENCH_QUICK=1: one run on a small image (developing the bench); BENCH_RUNS=N: runs of the comparison (default 3).
+bench: build agent-binary
+	node --conditions=development --import tsx test/bench/run.ts
 
 # The restore ISO, iso/out/ferry-restore.iso (docs/restore-iso.md). The Debian root is cached in iso/work
 # (FRESH=1 rebuilds it); the restore-pe bundle, the initrd and the ISO are made anew each time.

@@ -26,6 +26,7 @@ packages=(
   openssh-server     # test/integration/passive.test.ts: a real sshd (in a network namespace) for passive sources
   openssh-client     # ssh-keygen: host and client keys of that test
   chromium           # test/e2e/web-ui.test.ts: the web UI in a real headless browser (playwright-core drives it)
+  fonts-wqy-microhei # test/e2e/web-ui.test.ts: CJK glyphs, so the 简体中文 and 日本語 screenshots show text, not boxes
 )
 missing=()
 for p in "${packages[@]}"; do

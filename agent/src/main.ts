@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import {
   API_PREFIX,
   ApplianceClient,
+  DEFAULT_THROTTLE,
   FerryError,
   formatBytes,
   initHashing,
@@ -15,6 +16,7 @@ import { listDisks } from './disk/index.js';
 import { examine, openSourceDisk, withSourceDisks } from './disk/source.js';
 import { removeStaleSnapshots } from './disk/snapshot.js';
 import { runCycle } from './backup/cycle.js';
+import { LiveThrottle } from './backup/throttle.js';
 import { runDaemon } from './control/daemon.js';
 import { timestampedLog } from './control/log.js';
 import { VERSION, versionInfo } from './version.js';
@@ -117,6 +119,15 @@ function withSourceOptions(cmd: Command): Command {
     .option('--post-hook <cmd>', 'command run by /bin/sh after the cycle, whether it succeeded or not (run: the final cycle only)');
 }
 
+/** `backup --network-mbps`: only the network is capped (disk share 100 %, the default queue depth). */
+function networkCap(value: string): LiveThrottle {
+  const mbps = Number(value);
+  if (!(value.trim() !== '' && Number.isFinite(mbps) && mbps > 0)) {
+    throw new FerryError('BAD_REQUEST', `--network-mbps must be a number of Mbit/s above 0 (e.g. 300), got "${value}"; leave it out for no cap`);
+  }
+  return new LiveThrottle({ networkMbps: mbps, diskPercent: 100, queueDepth: DEFAULT_THROTTLE.queueDepth });
+}
+
 interface SourceOpts {
   exclude: string[];
   preHook?: string;
@@ -126,7 +137,9 @@ interface SourceOpts {
 withSourceOptions(withState(program.command('backup').description('run one backup cycle now: full if the appliance has no point yet, else incremental')))
   .option('--disk <path...>', 'block devices or image files to back up (default: every disk of this machine)')
   .option('--json', 'print the result as one JSON object')
-  .action(async (opts: StateOpt & SourceOpts & { disk?: string[]; json?: boolean }) => {
+  .option('--network-mbps <n>', 'cap the bytes sent at N Mbit/s for this cycle (the daemon takes its cap from the job; default here: unlimited)')
+  .action(async (opts: StateOpt & SourceOpts & { disk?: string[]; json?: boolean; networkMbps?: string }) => {
+    const throttle = opts.networkMbps === undefined ? undefined : networkCap(opts.networkMbps);
     await initHashing();
     const state = await loadState(opts.state);
     const paths = opts.disk ?? (await listDisks()).map((d) => d.path);
@@ -136,7 +149,7 @@ withSourceOptions(withState(program.command('backup').description('run one backu
     try {
       await removeStaleSnapshots(log);
       const result = await withSourceDisks(paths, { exclude: opts.exclude, hooks: { pre: opts.preHook, post: opts.postHook }, log }, (disks) =>
-        runCycle({ client, disks, progress: process.stderr }),
+        runCycle({ client, disks, progress: process.stderr, throttle }),
       );
       if (opts.json) process.stdout.write(`${JSON.stringify({ ...result, resumed: undefined })}\n`);
       else {

@@ -28,6 +28,8 @@ import { buildUiServices, type UiServices } from './ui/build.js';
 import { PassiveRepository } from './passive/repository.js';
 import { PassiveService, DEFAULT_PASSIVE_OPTIONS, type PassiveOptions } from './passive/service.js';
 import type { Config } from './config.js';
+import { CatalogSecrets, type DataKeys } from './keys/data-keys.js';
+import { storeKeys } from './keys/keyring.js';
 
 /** Everything under one data directory, so the box can be switched off anywhere and shipped. */
 export function dataPaths(dataDir: string) {
@@ -39,6 +41,8 @@ export function dataPaths(dataDir: string) {
     cert: path.join(dataDir, 'tls', 'cert.pem'),
     key: path.join(dataDir, 'tls', 'key.pem'),
     logs: path.join(dataDir, 'logs'),
+    keys: path.join(dataDir, 'keys'),
+    transport: path.join(dataDir, 'transport'),
   };
 }
 
@@ -72,6 +76,8 @@ export interface BuildOptions {
   agentLink?: AgentLink;
   /** SSH retry and keepalive timing for passive sources; tests shorten them. */
   passive?: PassiveOptions;
+  /** The unlocked keyring of an encrypted data directory (docs/spec/encryption.md); without it its contents cannot be read (APPLIANCE_LOCKED). */
+  keys?: DataKeys | null;
 }
 
 /** Builds the appliance's objects; each gets only what it uses. */
@@ -87,8 +93,9 @@ export function buildAppliance(config: Config, log: Logger, opts: BuildOptions =
   const db = openCatalog(p.catalog);
   const sources = new SourceRepository(db);
   const cycleRepo = new CycleRepository(db);
-  const chunks = new ChunkStore(p.chunks);
-  const indexes = new IndexFiles(p.indexes);
+  const keys = storeKeys(config.dataDir, opts.keys);
+  const chunks = new ChunkStore(p.chunks, keys);
+  const indexes = new IndexFiles(p.indexes, keys);
   const pointRepo = new PointRepository(db);
   const points = new PointService(cycleRepo, sources, chunks, indexes, pointRepo);
   const agents = new AgentHub(clock);
@@ -122,7 +129,7 @@ export function buildAppliance(config: Config, log: Logger, opts: BuildOptions =
   });
   const auth = new AuthService(new AuthRepository(db), sources, config.enrollTokenTtlHours, (id) => restores.session(id), (id, secret) => ui.users.session(id, secret));
   const downloads = new AgentDownloads(config.agentBinary, AGENT_UNIT_FILE);
-  const passive = new PassiveService(new PassiveRepository(db), sources, auth, downloads, uiEvents, log, opts.passive ?? DEFAULT_PASSIVE_OPTIONS);
+  const passive = new PassiveService(new PassiveRepository(db, new CatalogSecrets(keys)), sources, auth, downloads, uiEvents, log, opts.passive ?? DEFAULT_PASSIVE_OPTIONS);
   return {
     db,
     sources,

@@ -8,6 +8,11 @@ import { buildAppliance, dataPaths } from './appliance.js';
 import { startServer } from './server.js';
 import { createLogger } from './log.js';
 import { loadOrCreateCertificate } from './tls/certificate.js';
+import { createKeyring, isEncrypted, unlockKeyring } from './keys/keyring.js';
+import { passphraseFrom } from './keys/passphrase-input.js';
+import type { DataKeys } from './keys/data-keys.js';
+import { existsSync } from 'node:fs';
+import { ApplianceClient, API_PREFIX } from '@ferry/protocol';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 const WEB_ROOT = fileURLToPath(new URL('../../web/dist/', import.meta.url));
@@ -18,15 +23,52 @@ function dataOption(cmd: Command): Command {
   return cmd.option('--data <dir>', 'data directory (env FERRY_DATA; default /var/lib/ferry-appliance)');
 }
 
-async function serve(opts: ConfigInput): Promise<void> {
+/** Tests only: a cheap scrypt N for keyrings they make (recorded in the keyring, so unlocking needs no such setting). */
+function testScryptN(): number | undefined {
+  const n = process.env.FERRY_TEST_SCRYPT_N;
+  return n ? Number(n) : undefined;
+}
+
+/** A data directory with neither a keyring nor a catalog: its passphrase must be set before anything is stored. */
+function uninitialised(dataDir: string): boolean {
+  return !isEncrypted(dataDir) && !existsSync(dataPaths(dataDir).catalog);
+}
+
+/** Offline commands that only touch the catalog: refuse a new data directory (it would become an unencrypted one). */
+function catalogAppliance(config: ReturnType<typeof loadConfig>) {
+  if (uninitialised(config.dataDir)) {
+    throw new FerryError(
+      'APPLIANCE_LOCKED',
+      `${config.dataDir} is not initialised: run \`ferry-appliance init --data ${config.dataDir}\` (or start \`ferry-appliance serve\` and set the passphrase in a browser) first`,
+    );
+  }
+  return buildAppliance(config, quietLog());
+}
+
+/** Offline commands that read chunk or index contents: the keys of an encrypted directory, from the passphrase. */
+async function offlineKeys(dataDir: string, passphraseFile: string | undefined): Promise<DataKeys | null> {
+  if (uninitialised(dataDir)) throw new FerryError('APPLIANCE_LOCKED', `${dataDir} is not initialised: it holds no data yet`);
+  if (!isEncrypted(dataDir)) return null;
+  return unlockKeyring(dataDir, await passphraseFrom(passphraseFile));
+}
+
+async function serve(opts: ConfigInput & { passphraseFile?: string }): Promise<void> {
   const config = loadConfig(opts);
   await initHashing();
   const log = createLogger(dataPaths(config.dataDir).logs, config.logLevel);
-  const server = await startServer(config, log, { version: VERSION, webRoot: WEB_ROOT });
+  const file = opts.passphraseFile ?? process.env.FERRY_PASSPHRASE_FILE;
+  const passphrase = file ? await passphraseFrom(file) : undefined;
+  const server = await startServer(config, log, { version: VERSION, webRoot: WEB_ROOT, passphrase, testScryptN: testScryptN() });
+  const shown = `https://${config.listenHost === '0.0.0.0' ? '<this machine>' : config.listenHost}:${server.port}/`;
   process.stdout.write(
     `Ferry appliance ${VERSION} listening on https://${config.listenHost}:${server.port}\n` +
       `Data directory: ${config.dataDir}\n` +
-      `Certificate fingerprint: ${server.fingerprint}\n`,
+      `Certificate fingerprint: ${server.fingerprint}\n` +
+      (server.state === 'uninitialised'
+        ? `New appliance: open ${shown} in a browser and set the passphrase that encrypts its data (or run \`ferry-appliance init\`).\n`
+        : server.state === 'locked'
+          ? `Locked: open ${shown} and type the passphrase, or run \`ferry-appliance unlock --url ${shown.replace(/\/$/, '')} --fingerprint ${server.fingerprint}\`.\n`
+          : 'Unlocked.\n'),
   );
   const stop = (signal: string): void => {
     log.info({ signal }, 'stopping');
@@ -54,7 +96,46 @@ dataOption(program.command('serve').description('run the appliance (HTTPS API an
   .addOption(new Option('--block-size <bytes>', 'block size for new cycles (env FERRY_BLOCK_SIZE; default 1048576)').hideHelp())
   .option('--log-level <level>', 'fatal|error|warn|info|debug|trace (env FERRY_LOG_LEVEL)')
   .addOption(new Option('--suspend-after <seconds>', 'suspend a job whose agent is unreachable this long (env FERRY_SUSPEND_AFTER_SECONDS; default 900)').hideHelp())
-  .action((opts: ConfigInput) => serve(opts));
+  .option('--passphrase-file <file>', 'unlock at start with the passphrase in this file; a new data directory is initialised with it (env FERRY_PASSPHRASE_FILE)')
+  .action((opts: ConfigInput & { passphraseFile?: string }) => serve(opts));
+
+dataOption(program.command('init').description('set the passphrase of a new appliance (encrypts everything it stores); asks twice on a terminal'))
+  .option('--passphrase-file <file>', 'read the passphrase from this file instead (env FERRY_PASSPHRASE_FILE)')
+  .option('--no-encryption', 'store chunks and indexes unencrypted (no passphrase; anyone holding the disks can read them)')
+  .action(async (opts: ConfigInput & { passphraseFile?: string; encryption: boolean }) => {
+    const config = loadConfig(opts);
+    if (!uninitialised(config.dataDir)) throw new FerryError('APPLIANCE_INITIALISED', `${config.dataDir} is initialised already (it has a keyring or a catalog)`);
+    if (!opts.encryption) {
+      buildAppliance(config, quietLog()).close();
+      process.stdout.write(`${config.dataDir}: initialised WITHOUT encryption\n`);
+      return;
+    }
+    await createKeyring(config.dataDir, await passphraseFrom(opts.passphraseFile, { confirm: true }), { testN: testScryptN() });
+    buildAppliance(config, quietLog()).close();
+    process.stdout.write(`${config.dataDir}: initialised, encrypted. The passphrase is asked for after every start; it cannot be recovered.\n`);
+  });
+
+program
+  .command('unlock')
+  .description('unlock a running appliance over HTTPS (asks for the passphrase)')
+  .requiredOption('--url <url>', 'the appliance, e.g. https://appliance:8443')
+  .requiredOption('--fingerprint <fp>', "the appliance certificate's fingerprint (SHA256:…), printed at its start")
+  .option('--passphrase-file <file>', 'read the passphrase from this file (env FERRY_PASSPHRASE_FILE)')
+  .action(async (opts: { url: string; fingerprint: string; passphraseFile?: string }) => {
+    const client = new ApplianceClient(opts.url, opts.fingerprint);
+    try {
+      const health = await client.json<{ status: string }>(`${API_PREFIX}/health`);
+      if (health.status === 'ok') {
+        process.stdout.write('the appliance is unlocked already\n');
+        return;
+      }
+      if (health.status === 'uninitialised') throw new FerryError('APPLIANCE_LOCKED', 'the appliance has no passphrase yet: open its address in a browser to set one, or run `ferry-appliance init` on it');
+      await client.json(`${API_PREFIX}/unlock`, { method: 'POST', body: { passphrase: await passphraseFrom(opts.passphraseFile) } });
+      process.stdout.write('unlocked\n');
+    } finally {
+      client.close();
+    }
+  });
 
 dataOption(program.command('fingerprint').description("print the appliance certificate's SHA-256 fingerprint")).action(async (opts: ConfigInput) => {
   const config = loadConfig(opts);
@@ -69,7 +150,7 @@ dataOption(program.command('enroll-token').description('print a one-time enrollm
     const config = loadConfig(opts);
     const ttl = Number(opts.ttlHours);
     if (!(ttl > 0 && ttl <= 720)) throw new FerryError('CONFIG_INVALID', `--ttl-hours must be between 0 and 720, got ${opts.ttlHours}`);
-    const a = buildAppliance(config, quietLog());
+    const a = catalogAppliance(config);
     try {
       process.stdout.write(`${a.auth.createEnrollToken(ttl).token}\n`);
     } finally {
@@ -91,7 +172,7 @@ dataOption(program.command('restore-code').description('print a restore code for
     }
     const ttlHours = Number(opts.ttlHours);
     if (!(ttlHours > 0 && ttlHours <= 24 * 14)) throw new FerryError('BAD_REQUEST', `--ttl-hours must be between 0 and 336, got ${opts.ttlHours}`);
-    const a = buildAppliance(config, quietLog());
+    const a = catalogAppliance(config);
     try {
       const { restore, code } = a.restores.createWithCode({ pointId, ttlHours, ...(targetDisks === undefined ? {} : { targetDisks }) });
       process.stdout.write(`${code}\n`);
@@ -108,7 +189,7 @@ const token = program.command('token').description('admin API tokens');
 dataOption(token.command('create').description('print a new admin API token'))
   .requiredOption('--name <name>', 'what the token is for (shown in listings)')
   .action((opts: ConfigInput & { name: string }) => {
-    const a = buildAppliance(loadConfig(opts), quietLog());
+    const a = catalogAppliance(loadConfig(opts));
     try {
       process.stdout.write(`${a.auth.createApiToken(opts.name)}\n`);
     } finally {
@@ -118,9 +199,12 @@ dataOption(token.command('create').description('print a new admin API token'))
 
 dataOption(program.command('verify').description('re-read every chunk and index, report damage by point (exit 1 if any)'))
   .option('--json', 'print the report as JSON')
-  .action(async (opts: ConfigInput & { json?: boolean }) => {
+  .option('--passphrase-file <file>', 'passphrase of an encrypted appliance (env FERRY_PASSPHRASE_FILE; asked on a terminal otherwise)')
+  .action(async (opts: ConfigInput & { json?: boolean; passphraseFile?: string }) => {
     await initHashing();
-    const a = buildAppliance(loadConfig(opts), quietLog());
+    const config = loadConfig(opts);
+    const keys = await offlineKeys(config.dataDir, opts.passphraseFile);
+    const a = buildAppliance(config, quietLog(), { keys });
     try {
       const report = await a.verify.run((p) => {
         process.stderr.write(`verify: ${p.chunksChecked}/${p.chunksTotal} chunks, ${formatBytes(p.bytesChecked)}\n`);

@@ -1,6 +1,8 @@
 import https from 'node:https';
-import { Server } from 'socket.io';
-import { AGENT_NAMESPACE, FerryError, initHashing, SOCKET_PATH, UI_NAMESPACE } from '@ferry/protocol';
+import { mkdirSync } from 'node:fs';
+import express, { type Express } from 'express';
+import { Server, type Socket } from 'socket.io';
+import { AGENT_NAMESPACE, ERRORS, FerryError, initHashing, SOCKET_PATH, UI_NAMESPACE } from '@ferry/protocol';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { buildAppliance, dataPaths, type Appliance } from './appliance.js';
@@ -11,6 +13,10 @@ import { uiSocket } from './events/ui-socket.js';
 import type { UiNamespace } from './events/ui-events.js';
 import type { Clock } from './clock.js';
 import type { PassiveOptions } from './passive/service.js';
+import { errorHandler } from './http/reply.js';
+import { ApplianceLock, type LockState } from './keys/lock.js';
+import { lockRoutes } from './keys/routes.js';
+import type { DataKeys } from './keys/data-keys.js';
 
 /** How often the scheduler looks for due cycles and unreachable agents. */
 const TICK_MS = 1000;
@@ -21,34 +27,89 @@ export interface ServerOptions {
   clock?: Clock;
   /** SSH timing for passive sources; tests shorten it. */
   passive?: PassiveOptions;
+  /** Unlocks at start with this passphrase; a new data directory is initialised with it (encrypted). */
+  passphrase?: string | undefined;
+  /** Tests only: scrypt N for a keyring made at start (recorded in it). */
+  testScryptN?: number | undefined;
 }
 
 export interface RunningServer {
   url: string;
   port: number;
   fingerprint: string;
-  appliance: Appliance;
+  /** The running appliance; APPLIANCE_LOCKED while the server is not unlocked. */
+  readonly appliance: Appliance;
+  /** uninitialised, locked or unlocked (docs/operator-guide.md, first start and unlocking). */
+  readonly state: LockState;
+  unlock(passphrase: string): Promise<void>;
   close(): Promise<void>;
 }
 
-/** Starts the HTTPS API, the socket.io channels (agents, browsers) and the scheduler. */
+/**
+ * Starts the HTTPS server at once; the API, the socket.io channels and the scheduler come up when the appliance
+ * is unlocked (at once for an unencrypted data directory, or with `opts.passphrase`). Until then only the health
+ * check, unlock, initialise and the unlock page answer; everything else gets APPLIANCE_LOCKED.
+ */
 export async function startServer(config: Config, log: Logger, opts: ServerOptions): Promise<RunningServer> {
   const paths = dataPaths(config.dataDir);
   await initHashing();
-  const appliance = buildAppliance(config, log, { ...(opts.clock ? { clock: opts.clock } : {}), ...(opts.passive ? { passive: opts.passive } : {}) });
+  try {
+    // The certificate is made before the appliance is unlocked (the unlock page is served over HTTPS).
+    mkdirSync(paths.tls, { recursive: true, mode: 0o750 });
+  } catch (err) {
+    throw new FerryError('DATA_DIR_UNUSABLE', `cannot use ${config.dataDir} as the data directory: ${(err as Error).message}`, { cause: err });
+  }
   const tls = await loadOrCreateCertificate(paths.cert, paths.key);
-  const app = createApp(appliance, log, { fingerprint: tls.fingerprint, version: opts.version, webRoot: opts.webRoot });
-  const server = https.createServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' }, app);
+  let appliance: Appliance | null = null;
+  let app: Express | null = null;
+  let timer: NodeJS.Timeout | null = null;
+  let port = config.listenPort;
+
+  const outer = express();
+  outer.disable('x-powered-by');
+  const server = https.createServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' }, outer);
   server.requestTimeout = 0; // uploads and restore streams are long; idle sockets are still timed out below
   server.headersTimeout = 30_000;
   server.keepAliveTimeout = 30_000;
 
   // No CORS: the web UI is served from this origin, and agents are not browsers.
   const io = new Server(server, { path: SOCKET_PATH, serveClient: false, pingInterval: 10_000, pingTimeout: 10_000 });
-  agentSocket(io.of(AGENT_NAMESPACE) as AgentNamespace, appliance.auth, appliance.agents, appliance.jobs, log);
-  const ui = io.of(UI_NAMESPACE) as UiNamespace;
-  uiSocket(ui, appliance.auth, appliance.jobs, log);
-  appliance.uiEvents.attach(ui);
+  const agentNs = io.of(AGENT_NAMESPACE) as AgentNamespace;
+  const uiNs = io.of(UI_NAMESPACE) as UiNamespace;
+  // Registered first, so it runs before each namespace's own credential check.
+  for (const nsp of [io.of('/'), agentNs, uiNs] as { use(fn: (s: Socket, next: (err?: Error) => void) => void): unknown }[]) {
+    nsp.use((_socket, next) => {
+      if (lock.state === 'unlocked') {
+        next();
+        return;
+      }
+      const message = `the appliance is ${lock.state}: unlock it first`;
+      next(Object.assign(new Error(message), { data: { code: 'APPLIANCE_LOCKED', hint: ERRORS.APPLIANCE_LOCKED.hint } }));
+    });
+  }
+
+  const bringUp = async (keys: DataKeys | null): Promise<void> => {
+    const a = buildAppliance(config, log, { ...(opts.clock ? { clock: opts.clock } : {}), ...(opts.passive ? { passive: opts.passive } : {}), keys });
+    app = createApp(a, log, { fingerprint: tls.fingerprint, version: opts.version, webRoot: opts.webRoot });
+    agentSocket(agentNs, a.auth, a.agents, a.jobs, log);
+    uiSocket(uiNs, a.auth, a.jobs, log);
+    a.uiEvents.attach(uiNs);
+    // Passive sources' agents reach this listener through their SSH tunnels.
+    const loopback = config.listenHost === '0.0.0.0' ? '127.0.0.1' : config.listenHost === '::' ? '::1' : config.listenHost;
+    a.passive.start({ host: loopback, port, fingerprint: tls.fingerprint });
+    timer = setInterval(() => {
+      a.jobs.tick().catch((err: unknown) => log.error({ err }, 'scheduler tick failed'));
+    }, TICK_MS);
+    timer.unref();
+    appliance = a;
+  };
+  const lock = new ApplianceLock(config.dataDir, log, { testScryptN: opts.testScryptN, onUnlocked: bringUp });
+  outer.use(lockRoutes(lock, opts.version));
+  outer.use((req, res, next) => {
+    if (app) app(req, res, next);
+    else next(new FerryError('APPLIANCE_LOCKED', 'the appliance is starting after unlock; try again in a moment'));
+  });
+  outer.use(errorHandler(log));
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
@@ -57,34 +118,46 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
     server.listen(config.listenPort, config.listenHost, resolve);
   });
   const addr = server.address();
-  const port = typeof addr === 'object' && addr ? addr.port : config.listenPort;
+  port = typeof addr === 'object' && addr ? addr.port : config.listenPort;
 
-  // Passive sources' agents reach this listener through their SSH tunnels.
-  const loopback = config.listenHost === '0.0.0.0' ? '127.0.0.1' : config.listenHost === '::' ? '::1' : config.listenHost;
-  appliance.passive.start({ host: loopback, port, fingerprint: tls.fingerprint });
-
-  const timer = setInterval(() => {
-    appliance.jobs.tick().catch((err: unknown) => log.error({ err }, 'scheduler tick failed'));
-  }, TICK_MS);
-  timer.unref();
-  log.info({ port, dataDir: config.dataDir }, 'appliance started');
+  const closeServer = async (): Promise<void> => {
+    if (timer) clearInterval(timer);
+    const a = appliance as Appliance | null;
+    if (a) {
+      await a.passive.close();
+      await a.jobs.tick();
+    }
+    await new Promise<void>((resolve) => {
+      void io.close(() => resolve());
+      server.closeAllConnections();
+    });
+    a?.close();
+  };
+  try {
+    if (lock.state === 'unlocked') await lock.openUnencrypted();
+    else if (opts.passphrase !== undefined) {
+      if (lock.state === 'uninitialised') await lock.initialize(opts.passphrase);
+      else await lock.unlock(opts.passphrase);
+    }
+  } catch (err) {
+    await closeServer();
+    throw err;
+  }
+  log.info({ port, dataDir: config.dataDir, state: lock.state }, 'appliance started');
 
   let closed: Promise<void> | null = null;
   return {
     url: `https://${config.listenHost === '0.0.0.0' ? '127.0.0.1' : config.listenHost}:${port}`,
     port,
     fingerprint: tls.fingerprint,
-    appliance,
-    close: () =>
-      (closed ??= (async () => {
-        clearInterval(timer);
-        await appliance.passive.close();
-        await appliance.jobs.tick();
-        await new Promise<void>((resolve) => {
-          void io.close(() => resolve());
-          server.closeAllConnections();
-        });
-        appliance.close();
-      })()),
+    get appliance(): Appliance {
+      if (!appliance) throw new FerryError('APPLIANCE_LOCKED', `the appliance is ${lock.state}`);
+      return appliance;
+    },
+    get state(): LockState {
+      return lock.state;
+    },
+    unlock: (passphrase) => lock.unlock(passphrase),
+    close: () => (closed ??= closeServer()),
   };
 }

@@ -3,3 +3,4 @@ export { startServer, type RunningServer } from './server.js';
 export { loadConfig } from './config.js';
 export { ManualClock } from './clock.js';
 export type { PassiveOptions } from './passive/service.js';
+export { openStores } from './keys/open-stores.js';

@@ -68,6 +68,15 @@ export const ERRORS = {
   LAST_ADMIN: { status: 409, user: true, hint: 'Create another admin first, then delete this one.' },
   EXCLUSION_INVALID: { status: 0, user: true, hint: 'Give each --exclude as an absolute path on the source (a directory or file on an ext2/3/4 or XFS filesystem), and install e2fsprogs (filefrag) on the source.' },
   HOOK_FAILED: { status: 0, user: true, hint: 'Run the pre/post hook command by hand on the source and fix it; the cycle was not started (pre) or its point is kept but the service may still be stopped (post).' },
+  APPLIANCE_LOCKED: { status: 503, user: true, hint: "The appliance's data is encrypted and not unlocked yet: open https://APPLIANCE:8443/ and type the passphrase, or run `ferry-appliance unlock --url https://APPLIANCE:8443 --fingerprint SHA256:…` (offline commands: `--passphrase-file FILE`)." },
+  PASSPHRASE_WRONG: { status: 401, user: true, hint: 'Type the passphrase set when the appliance was initialised (it is case-sensitive; it cannot be recovered or reset).' },
+  UNLOCK_THROTTLED: { status: 429, user: true, hint: 'Wait the number of seconds the message names, then try again with the right passphrase.' },
+  PASSPHRASE_WEAK: { status: 400, user: true, hint: 'Choose a passphrase of at least 12 characters with at least 5 different ones, not a well-known word; a few words are easy to type and hard to guess.' },
+  APPLIANCE_INITIALISED: { status: 409, user: true, hint: 'The appliance has a passphrase already: unlock it (`POST /api/v1/unlock`) instead. A passphrase cannot be replaced.' },
+  KEYRING_INVALID: { status: 500, user: false, hint: 'DATA/keys/keyring.json is missing or damaged: restore it from the copy made at initialisation. Without it the encrypted data cannot be read.' },
+  TRANSPORT_UNCHECKED: { status: 409, user: true, hint: 'The appliance was prepared for transport: run the arrival check (`POST /api/v1/transport/arrival` or `ferry-appliance transport arrival`) before jobs resume.' },
+  TRANSPORT_BUSY: { status: 409, user: true, hint: 'Wait for the transport preparation or arrival check under way to finish (GET /api/v1/transport).' },
+  MANIFEST_INVALID: { status: 409, user: true, hint: 'DATA/transport/manifest.json is missing, damaged or does not match the data: the arrival check failed; see its report for the points affected.' },
   INTERNAL: { status: 500, user: false, hint: 'This is a bug. The appliance log (DATA/logs/appliance.log) has the details; please report it.' },
 } as const satisfies Record<string, { status: number; user: boolean; hint: string }>;
 

@@ -65,6 +65,13 @@ export interface CycleStoppedReport {
   reason: StopCycleCommand['reason'];
 }
 
+/** A line for the job log from the agent: how the disks are read (snapshot or live), exclusions, hooks. */
+export interface CycleLogReport {
+  jobId: number;
+  level: 'info' | 'warn';
+  message: string;
+}
+
 export interface ServerToAgentEvents {
   'cycle.run': (cmd: RunCycleCommand, ack: Ack<{ started: boolean }>) => void;
   'cycle.stop': (cmd: StopCycleCommand, ack: Ack<{ stopped: boolean }>) => void;
@@ -76,6 +83,7 @@ export interface AgentToServerEvents {
   'cycle.progress': (report: CycleProgressReport) => void;
   'cycle.failed': (report: CycleFailedReport, ack: Ack<null>) => void;
   'cycle.stopped': (report: CycleStoppedReport, ack: Ack<null>) => void;
+  'cycle.log': (report: CycleLogReport) => void;
 }
 
 export interface ServerToUiEvents {
@@ -126,6 +134,12 @@ export const CycleStoppedReportSchema = z.strictObject({
   jobId: JobId,
   cycleId: JobId.nullable(),
   reason: z.enum(['pause', 'cancel', 'complete']),
+});
+
+export const CycleLogReportSchema = z.strictObject({
+  jobId: JobId,
+  level: z.enum(['info', 'warn']),
+  message: z.string().max(4000),
 });
 
 /* Commands the agent receives, checked the same way. Loose objects: a newer appliance may add fields. */

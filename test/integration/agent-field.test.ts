@@ -209,4 +209,27 @@ describe('the agent in the field: throttles, outages, resume', { timeout: 20 * 6
     assert.ok(back > 0 && /reachable again/.test(transitions[back]!.cause), `resumed by itself: ${transitions.map((x) => `${x.to} (${x.cause})`).join('; ')}`);
     await restoreEquals(t, (await t.admin.json<JobPoint[]>(`${API_PREFIX}/jobs/${job.id}/points`)).at(-1)!.id, image(), work);
   });
+
+  test('the final cycle runs the job commands before and after it, and the job log shows them', async () => {
+    const marks = path.join(work, 'hooks.log');
+    await t.admin.json(`${API_PREFIX}/jobs/${job.id}`, {
+      method: 'PATCH',
+      body: { hooks: { pre: `echo stopped-services >> ${marks}`, post: `echo started-services >> ${marks}` }, throttle: { networkMbps: 0 }, maxPoints: 10 },
+    });
+    // An ordinary cycle does not run them.
+    await t.admin.json(`${API_PREFIX}/jobs/${job.id}/sync-now`, { method: 'POST' });
+    await t.advance(0);
+    const before = (await t.job(job.id)).pointCount;
+    await waitAdvancing('an ordinary cycle', (j) => j.pointCount === before + 1 && j.state === 'Waiting');
+    await assert.rejects(readFile(marks, 'utf8'), 'no hook ran for an ordinary cycle');
+
+    await t.admin.json(`${API_PREFIX}/jobs/${job.id}/complete`, { method: 'POST', body: { lastCycle: true } });
+    await t.advance(0);
+    const done = await waitAdvancing('the last cycle', (j) => j.state === 'Completed');
+    assert.equal(done.pointCount, before + 2);
+    assert.equal(await readFile(marks, 'utf8'), 'stopped-services\nstarted-services\n', 'pre ran before, post after the last cycle');
+    const log = t.server.appliance.jobs.logText(job.id);
+    assert.match(log, /agent: running the pre-hook: echo stopped-services/);
+    assert.match(log, /agent: the post-hook succeeded/);
+  });
 });

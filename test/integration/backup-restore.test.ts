@@ -4,8 +4,9 @@ import { randomBytes } from 'node:crypto';
 import { appendFile, copyFile, mkdtemp, open, readFile, rm, unlink, writeFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import os from 'node:os';
-import { CHUNK_HEADER_BYTES, decodeChunkHeader, decompressInto, initHashing } from '@ferry/protocol';
-import { enrollAgent, ferryOk, sh, startAppliance, type RunningAppliance } from '../lib/cli.js';
+import { decompressInto, initHashing } from '@ferry/protocol';
+import { openStores } from '@ferry/appliance/testing';
+import { enrollAgent, ferryOk, sh, startAppliance, TEST_PASSPHRASE, type RunningAppliance } from '../lib/cli.js';
 import { textBlob, type BackupJson } from '../lib/fixture-data.js';
 import { createPartitionedImage, fsckClean, treeChecksums, withMounted, type TableType } from '../lib/disk-image.js';
 
@@ -43,13 +44,13 @@ async function change(dir: string): Promise<void> {
   await unlink(path.join(dir, 'text', 'log-100.txt'));
 }
 
+/** Chunks whose plaintext contains `needle` (opened with the test passphrase: the appliance is encrypted). */
 async function chunksContain(dataDir: string, needle: Buffer): Promise<number> {
-  const found = await sh('find', [path.join(dataDir, 'chunks'), '-type', 'f', '-name', '[0-9a-f]*']);
+  const { chunks } = await openStores(dataDir, TEST_PASSPHRASE);
   let hits = 0;
-  for (const file of found.split('\n').filter(Boolean)) {
-    const bytes = await readFile(file);
-    const h = decodeChunkHeader(bytes);
-    const plain = decompressInto(h.codec, bytes.subarray(CHUNK_HEADER_BYTES), Buffer.alloc(h.rawLength));
+  for await (const key of chunks.keys()) {
+    const { header, payload } = await chunks.readRawByKey(key);
+    const plain = decompressInto(header.codec, payload, Buffer.alloc(header.rawLength));
     if (plain.includes(needle)) hits++;
   }
   return hits;

@@ -1,4 +1,7 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
@@ -9,6 +12,23 @@ const BINS = {
   restore: `${ROOT}restore-pe/bin/ferry-restore.js`,
 };
 
+/** Every test appliance is encrypted with this passphrase (docs/spec/encryption.md). */
+export const TEST_PASSPHRASE = 'ferry test passphrase, not secret';
+/** scrypt N for test keyrings (recorded in the keyring): a start costs ~50 ms instead of ~0.6 s of calibrated scrypt. */
+export const TEST_SCRYPT_N = 16384;
+
+/** A file holding TEST_PASSPHRASE, outside every data directory (made once per test process). */
+export function testPassphraseFile(): string {
+  const file = path.join(os.tmpdir(), `ferry-test-passphrase-${process.pid}`);
+  if (!existsSync(file)) writeFileSync(file, `${TEST_PASSPHRASE}\n`, { mode: 0o600 });
+  return file;
+}
+
+/** What appliance commands get unless a test says otherwise: the test passphrase for offline commands, cheap scrypt. */
+function applianceEnv(): NodeJS.ProcessEnv {
+  return { FERRY_PASSPHRASE_FILE: testPassphraseFile(), FERRY_TEST_SCRYPT_N: String(TEST_SCRYPT_N) };
+}
+
 export interface RunResult {
   code: number | null;
   stdout: string;
@@ -18,7 +38,8 @@ export interface RunResult {
 /** Runs one of Ferry's programs as the user would (the built bin), collecting its output. */
 export function ferry(program: keyof typeof BINS, args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BINS[program], ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const defaults = program === 'appliance' ? applianceEnv() : {};
+    const child = spawn(process.execPath, [BINS[program], ...args], { env: { ...process.env, ...defaults, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -64,11 +85,21 @@ export interface RunningAppliance {
   stop(): Promise<void>;
 }
 
-/** Starts a real appliance process on an ephemeral loopback port with its own data directory. */
-export async function startAppliance(dataDir: string): Promise<RunningAppliance> {
-  const child = spawn(process.execPath, [BINS.appliance, 'serve', '--data', dataDir, '--listen', '127.0.0.1:0', '--log-level', 'warn'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+export interface StartApplianceOptions {
+  /** false: start without a passphrase (a new directory stays uninitialised, an encrypted one locked). Default: the test passphrase. */
+  unlock?: boolean;
+}
+
+/**
+ * Starts a real appliance process on an ephemeral loopback port with its own data directory, encrypted with
+ * the test passphrase (a new directory is initialised with it at start) and unlocked.
+ */
+export async function startAppliance(dataDir: string, opts: StartApplianceOptions = {}): Promise<RunningAppliance> {
+  const unlock = opts.unlock ?? true;
+  const args = ['serve', '--data', dataDir, '--listen', '127.0.0.1:0', '--log-level', 'warn', ...(unlock ? ['--passphrase-file', testPassphraseFile()] : [])];
+  const env: NodeJS.ProcessEnv = { ...process.env, FERRY_TEST_SCRYPT_N: String(TEST_SCRYPT_N) };
+  delete env.FERRY_PASSPHRASE_FILE;
+  const child = spawn(process.execPath, [BINS.appliance, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stderr.on('data', (d: Buffer) => (err += d.toString()));
@@ -88,7 +119,8 @@ export async function startAppliance(dataDir: string): Promise<RunningAppliance>
       reject(new Error(`appliance exited ${code} before listening:\n${out}\n${err}`));
     });
   });
-  const adminToken = (await ferryOk('appliance', ['token', 'create', '--data', dataDir, '--name', 'test'])).stdout.trim();
+  // A locked or new appliance has no catalog to make a token in yet.
+  const adminToken = unlock ? (await ferryOk('appliance', ['token', 'create', '--data', dataDir, '--name', 'test'])).stdout.trim() : '';
   return {
     url,
     fingerprint,

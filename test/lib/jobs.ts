@@ -7,7 +7,7 @@ import pino from 'pino';
 import { io, type Socket } from 'socket.io-client';
 import { API_PREFIX, ApplianceClient, SOCKET_PATH, UI_NAMESPACE, type JobView, type ServerToUiEvents, type UiToServerEvents } from '@ferry/protocol';
 import { loadConfig, ManualClock, startServer, type PassiveOptions, type RunningServer } from '@ferry/appliance/testing';
-import { ferryOk, ROOT } from './cli.js';
+import { ferryOk, ROOT, TEST_PASSPHRASE, TEST_SCRYPT_N } from './cli.js';
 
 /**
  * An appliance running inside the test process with a clock the test moves by hand, so schedules of hours
@@ -42,6 +42,9 @@ export async function startTestAppliance(opts: TestApplianceOptions = {}): Promi
     webRoot: path.join(ROOT, 'web/dist'),
     clock,
     ...(opts.passive ? { passive: opts.passive } : {}),
+    // Encrypted like every test appliance: initialised with the test passphrase at start.
+    passphrase: TEST_PASSPHRASE,
+    testScryptN: TEST_SCRYPT_N,
   });
   const admin = new ApplianceClient(server.url, server.fingerprint, server.appliance.auth.createApiToken('test'));
   const job = (id: number): Promise<JobView> => admin.json<JobView>(`${API_PREFIX}/jobs/${id}`);

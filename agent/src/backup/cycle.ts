@@ -3,6 +3,7 @@ import {
   BlockIndex,
   BlockKind,
   chunkIdOf,
+  Codec,
   Compressor,
   FerryError,
   ProgressLine,
@@ -111,6 +112,12 @@ async function readBlock(d: SourceDisk, n: number, blockSize: number, storage: S
 
 const ZEROES = Buffer.alloc(16 * 1024 * 1024);
 
+/**
+ * Compressed chunk bytes per upload. One batch uploads while the next fills, so twice this is in memory; 8 MiB
+ * keeps the agent well under 100 MB RSS (docs/benchmarks.md) and each request still long enough to stream.
+ */
+export const DEFAULT_BATCH_BYTES = 8 * 1024 * 1024;
+
 function isAllZero(b: Buffer): boolean {
   for (let at = 0; at < b.length; at += ZEROES.length) {
     const part = b.subarray(at, Math.min(b.length, at + ZEROES.length));
@@ -196,7 +203,9 @@ async function backupDisk(run: Run, d: SourceDisk, state: CycleDiskState): Promi
           c.bytesChanged += data.length;
           chunkId = chunkIdOf(data);
           const { codec, payload } = compressor.compress(data);
-          batch.addChunk(chunkId.toString('hex'), { id: chunkId, codec, rawLength: data.length, payload: Buffer.from(payload) });
+          // A compressed payload is a view into the compressor's scratch buffer: copy it. A raw one is the block
+          // just read, which nothing else holds: keep it rather than leave a second megabyte to the collector.
+          batch.addChunk(chunkId.toString('hex'), { id: chunkId, codec, rawLength: data.length, payload: codec === Codec.None ? payload : Buffer.from(payload) });
         }
       } else if (data) {
         kind = BlockKind.Zero;
@@ -259,7 +268,7 @@ async function attemptCycle(opts: CycleOptions, trustPrevious: boolean): Promise
     c,
     progress,
     reporter,
-    batchBytes: opts.batchBytes ?? 16 * 1024 * 1024,
+    batchBytes: opts.batchBytes ?? DEFAULT_BATCH_BYTES,
     readAhead: () => throttle?.storage.queueDepth ?? opts.readAhead ?? 4,
     trustPrevious,
     throttle,

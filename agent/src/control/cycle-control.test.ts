@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setImmediate as turn } from 'node:timers/promises';
-import { FerryError, type CycleFailedReport, type CycleProgressReport, type CycleStoppedReport, type Reply, type Throttle } from '@ferry/protocol';
+import { FerryError, type CycleFailedReport, type CycleProgressReport, type CycleStoppedReport,
+  type CycleLogReport, type Reply, type Throttle } from '@ferry/protocol';
 import type { CycleResult } from '../backup/cycle.js';
 import { LiveThrottle } from '../backup/throttle.js';
 import { answer, replyTo } from './answer.js';
@@ -65,10 +66,12 @@ class Reports {
   readonly progress: CycleProgressReport[] = [];
   readonly failed: CycleFailedReport[] = [];
   readonly stopped: CycleStoppedReport[] = [];
+  readonly logged: CycleLogReport[] = [];
   readonly sink = {
     progress: (r: CycleProgressReport) => this.progress.push(r),
     failed: (r: CycleFailedReport) => this.failed.push(r),
     stopped: (r: CycleStoppedReport) => this.stopped.push(r),
+    log: (r: CycleLogReport) => this.logged.push(r),
   };
 }
 

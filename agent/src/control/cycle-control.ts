@@ -7,6 +7,7 @@ import {
   type CycleFailedReport,
   type CycleProgressReport,
   type CycleStoppedReport,
+  type CycleLogReport,
   type Hooks,
   type RunCycleCommand,
   type StopCycleCommand,
@@ -38,6 +39,8 @@ export interface CycleReports {
   progress(report: CycleProgressReport): void;
   failed(report: CycleFailedReport): void;
   stopped(report: CycleStoppedReport): void;
+  /** A line for the job log on the appliance (how disks are read, exclusions, hooks). */
+  log(report: CycleLogReport): void;
 }
 
 /** How long 'cycle.run' waits for a cycle that is stopping to end before it refuses (the appliance's ack timeout is longer). */
@@ -147,7 +150,10 @@ export class CycleControl {
         signal: r.controller.signal,
         exclusions: r.command.exclusions,
         hooks: r.command.hooks,
-        log: (line) => this.#log(`job ${jobId}: ${line}`),
+        log: (line) => {
+          this.#log(`job ${jobId}: ${line}`);
+          this.#reports.log({ jobId, level: 'info', message: line.slice(0, 4000) });
+        },
         onProgress: (p) => {
           r.cycleId = p.cycleId;
           this.#reports.progress({ jobId, ...p });

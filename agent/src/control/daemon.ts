@@ -83,6 +83,10 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     stopped: (r) => {
       socket.emit('cycle.stopped', r, acknowledged('cycle.stopped'));
     },
+    // Buffered while disconnected, like the outcomes: the job log should say how the cycle read its disks.
+    log: (r) => {
+      socket.emit('cycle.log', r);
+    },
   };
   const control = new CycleControl(diskCycleRunner(client, opts.disks, opts.source), reports, new LiveThrottle(DEFAULT_THROTTLE), log);
 

@@ -4,6 +4,7 @@ import {
   CycleFailedReportSchema,
   CycleProgressReportSchema,
   CycleStoppedReportSchema,
+  CycleLogReportSchema,
   type AgentToServerEvents,
   type ServerToAgentEvents,
 } from '@ferry/protocol';
@@ -53,6 +54,11 @@ export function agentSocket(nsp: AgentNamespace, auth: AuthService, hub: AgentHu
         jobs.cycleStopped(sourceId, CycleStoppedReportSchema.parse(report));
         return null;
       }).then(ack);
+    });
+    socket.on('cycle.log', (report) => {
+      const r = CycleLogReportSchema.safeParse(report);
+      if (r.success) jobs.cycleLog(sourceId, r.data);
+      else log.warn({ sourceId, issues: r.error.issues.slice(0, 3) }, 'ignored a malformed cycle log line');
     });
     socket.on('disconnect', (reason) => {
       log.info({ sourceId, agentId, reason }, 'agent disconnected');

@@ -46,6 +46,7 @@ export class CycleService {
   readonly #lock = new KeyedLock();
   /** Chunk ids known present per cycle (its previous points' chunks plus what it stored), to skip a stat per block. */
   readonly #known = new Map<number, Set<string>>();
+  #active = 0;
 
   constructor(
     private readonly cycles: CycleRepository,
@@ -122,7 +123,7 @@ export class CycleService {
     const out: string[] = [];
     for (const id of ids) {
       // Touched first: the agent will name a chunk reported present without sending it (see ChunkGuard).
-      this.guard.touch(id);
+      this.guard.touch(this.chunks.keyOf(id));
       if (!(await this.chunks.has(id))) out.push(id);
     }
     return out;
@@ -135,6 +136,24 @@ export class CycleService {
    * batch acknowledged. Any error discards the whole batch: nothing of it is stored or acknowledged.
    */
   ingest(cycleId: number, body: AsyncIterable<Buffer>): Promise<UploadResponse> {
+    return this.#counted(() => this.#ingest(cycleId, body));
+  }
+
+  /** Uploads and commits under way (transport preparation waits for none). */
+  get active(): number {
+    return this.#active;
+  }
+
+  async #counted<T>(fn: () => Promise<T>): Promise<T> {
+    this.#active++;
+    try {
+      return await fn();
+    } finally {
+      this.#active--;
+    }
+  }
+
+  #ingest(cycleId: number, body: AsyncIterable<Buffer>): Promise<UploadResponse> {
     return this.#lock.run(cycleId, async () => {
       const cycle = this.#running(cycleId);
       const rows = this.cycles.disks(cycleId);
@@ -163,7 +182,7 @@ export class CycleService {
               throw new FerryError('CHUNK_MISMATCH', `chunk ${id} does not hash to its id; nothing of this batch was stored`);
             }
             // Dedupe against the disk, not against what earlier points name: a chunk that vanished must be storable again.
-            this.guard.touch(id);
+            this.guard.touch(this.chunks.keyOf(id));
             if (staged.has(id) || (await this.chunks.has(id))) {
               deduplicated++;
               known.add(id);
@@ -195,7 +214,7 @@ export class CycleService {
                 throw new FerryError('STREAM_INVALID', `disk slot ${frame.disk} block ${frame.blockNo} names chunk ${id}, whose length or xxh64 does not fit that block`);
               }
               if (!staged.has(id) && !known.has(id)) {
-                this.guard.touch(id);
+                this.guard.touch(this.chunks.keyOf(id));
                 if (!(await this.chunks.has(id))) {
                   throw new FerryError('CHUNK_MISSING', `disk slot ${frame.disk} block ${frame.blockNo} names chunk ${id}, which the appliance does not hold`);
                 }
@@ -214,7 +233,7 @@ export class CycleService {
       // Write ordering: chunk files durable → index entries durable → positions committed.
       try {
         // Touched again just before they become visible to a collection's sweep.
-        for (const id of staged.keys()) this.guard.touch(id);
+        for (const s of staged.values()) this.guard.touch(s.key);
         await this.chunks.commitStaged([...staged.values()]);
         for (const cur of cursors) {
           if (cur.entries.length > 0) await this.indexes.writeEntries(cycleId, cur.row.disk_id, cur.first, Buffer.concat(cur.entries));
@@ -234,6 +253,10 @@ export class CycleService {
 
   /** Seals every disk's index and commits the point, after checking that every named chunk is on disk. */
   commit(cycleId: number, req: CommitCycleRequest): Promise<{ pointId: number; name: string }> {
+    return this.#counted(() => this.#commit(cycleId, req));
+  }
+
+  #commit(cycleId: number, req: CommitCycleRequest): Promise<{ pointId: number; name: string }> {
     return this.#lock.run(cycleId, async () => {
       this.#running(cycleId);
       const rows = this.cycles.disks(cycleId);

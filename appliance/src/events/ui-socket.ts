@@ -5,7 +5,7 @@ import { replyOf } from '../http/reply.js';
 import { socketAuth } from '../http/socket-auth.js';
 import type { UiNamespace } from './ui-events.js';
 
-/** Browsers' live channel: admin credential for now (sessions come with the web UI), then job events. */
+/** Browsers' live channel: an admin token, or the web UI's session cookie (socketAuth), then job events. */
 export function uiSocket(nsp: UiNamespace, auth: AuthService, jobs: JobService, log: Logger): void {
   nsp.use(socketAuth(auth, 'admin', () => undefined));
   nsp.on('connection', (socket) => {

@@ -1,5 +1,6 @@
 /**
- * The chunk ids that live indexes name, kept as their first 64 bits in an open-addressing hash table outside
+ * The chunks that live indexes name, by storage key (the chunk id, or its HMAC on an encrypted appliance: uniform
+ * either way), kept as their first 64 bits in an open-addressing hash table outside
  * the JavaScript heap: 11 to 22 bytes per id instead of ~130 for a Set of hex strings, which matters with
  * tens of millions of distinct chunks. Two ids sharing 64 bits only make a garbage chunk look referenced —
  * it is kept, never the reverse — and SHA-256 makes that practically never happen.
@@ -23,7 +24,7 @@ export class ChunkIdSet {
     return this.#size + (this.#hasZero ? 1 : 0);
   }
 
-  /** Adds the 32-byte id stored at `at` in `buf` (an index entry's chunk id, without making a string). */
+  /** Adds the 32-byte key stored at `at` in `buf` (without making a string). */
   addAt(buf: Buffer, at: number): void {
     this.#add(buf.readUInt32BE(at), buf.readUInt32BE(at + 4));
   }

@@ -19,12 +19,15 @@ type ReadAs = 'point' | 'partial';
 
 const RANK: Record<LiveReason, number> = { committed: 0, previous: 1, running: 2 };
 
+/** The storage key of the chunk id at `at` in `buf` (ChunkStore.keyBytesAt): what the sweep lists and the guard holds. */
+export type KeyAt = (buf: Buffer, at: number) => Buffer;
+
 /**
- * Adds to `live` every chunk id named by a live index. Repeats until the catalog lists no committed point
+ * Adds to `live` the storage key of every chunk id named by a live index. Repeats until the catalog lists no committed point
  * that was not read as a point: a cycle that commits while marking is read again whole, so the chunks it took
  * over from its previous point stay marked even if retention deletes that point before it is read.
  */
-export async function markLive(repo: GcRepository, indexes: IndexFiles, live: ChunkIdSet, onRead: () => void): Promise<MarkResult> {
+export async function markLive(repo: GcRepository, indexes: IndexFiles, live: ChunkIdSet, keyAt: KeyAt, onRead: () => void): Promise<MarkResult> {
   const readAs = new Map<string, ReadAs>();
   const result: MarkResult = { indexesRead: 0, damaged: [] };
   for (let pass = 1; ; pass++) {
@@ -34,7 +37,7 @@ export async function markLive(repo: GcRepository, indexes: IndexFiles, live: Ch
       throw new FerryError('INTERNAL', `garbage collection: points kept being committed while it marked chunks (${MAX_PASSES} passes); nothing was deleted. Run it again.`);
     }
     for (const l of todo) {
-      const as = await readOne(repo, indexes, live, l, result);
+      const as = await readOne(repo, indexes, live, keyAt, l, result);
       if (as) readAs.set(keyOf(l), as);
       result.indexesRead++;
       onRead();
@@ -58,7 +61,7 @@ function pending(rows: LiveIndex[], readAs: Map<string, ReadAs>): LiveIndex[] {
 }
 
 /** Marks one index; returns how it was read, or undefined when it must be read again as a point. */
-async function readOne(repo: GcRepository, indexes: IndexFiles, live: ChunkIdSet, l: LiveIndex, result: MarkResult): Promise<ReadAs | undefined> {
+async function readOne(repo: GcRepository, indexes: IndexFiles, live: ChunkIdSet, keyAt: KeyAt, l: LiveIndex, result: MarkResult): Promise<ReadAs | undefined> {
   let index: BlockIndex | null;
   try {
     if (l.reason === 'committed') {
@@ -81,7 +84,7 @@ async function readOne(repo: GcRepository, indexes: IndexFiles, live: ChunkIdSet
   if (index) {
     const { entries } = index;
     for (let n = 0; n < index.header.blockCount; n++) {
-      if (index.kind(n) === BlockKind.Data) live.addAt(entries, n * INDEX_ENTRY_BYTES + ENTRY_CHUNK_ID_OFFSET);
+      if (index.kind(n) === BlockKind.Data) live.addAt(keyAt(entries, n * INDEX_ENTRY_BYTES + ENTRY_CHUNK_ID_OFFSET), 0);
     }
   }
   return l.reason === 'running' ? 'partial' : 'point';

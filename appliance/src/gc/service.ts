@@ -75,7 +75,7 @@ export class GcService {
         if (!this.guard.isRunning(id)) this.log.warn({ cycle: id }, 'garbage collection: running cycle unknown to the chunk guard (its touches are not protected)');
       }
       const live = new ChunkIdSet();
-      const mark = await markLive(this.repo, this.indexes, live, () => {
+      const mark = await markLive(this.repo, this.indexes, live, (buf, at) => this.chunks.keyBytesAt(buf, at), () => {
         progress.indexesRead++;
         report();
       });
@@ -98,15 +98,16 @@ export class GcService {
       };
       progress.phase = 'sweep';
       report(true);
-      for await (const id of this.chunks.ids()) {
+      // In storage keys: on an encrypted appliance the sweep never learns a chunk id, only HMACs of them.
+      for await (const key of this.chunks.keys()) {
         result.chunksBefore++;
         progress.chunksScanned++;
-        if (live.has(id)) result.chunksReferenced++;
+        if (live.has(key)) result.chunksReferenced++;
         // The check and the removal's registration run without an await between them: a touch after the check
         // is followed by a has() that waits for the removal (ChunkStore.remove).
-        else if (snapshot.isProtected(id)) result.chunksProtected++;
+        else if (snapshot.isProtected(key)) result.chunksProtected++;
         else {
-          const freed = await this.chunks.remove(id);
+          const freed = await this.chunks.remove(key);
           result.chunksDeleted++;
           result.bytesFreed += freed;
           progress.chunksDeleted++;

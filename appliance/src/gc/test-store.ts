@@ -8,6 +8,17 @@ import { BlockKind, chunkIdOf, Codec, encodeIndexEntry, initHashing } from '@fer
 import { openCatalog, type Catalog } from '../catalog/catalog.js';
 import { ChunkStore } from '../store/chunk-store.js';
 import { IndexFiles } from '../store/index-file.js';
+import { DataKeys } from '../keys/data-keys.js';
+import { randomBytes } from 'node:crypto';
+
+/** GC runs the same on a plain store (storage key = chunk id) and an encrypted one (storage key = HMAC of the id). */
+export const STORE_MODES = ['plain', 'keyed'] as const;
+export type StoreMode = (typeof STORE_MODES)[number];
+
+/** Bytes a chunk of `plainLength` bytes stored uncompressed takes on disk in each mode (docs/spec/encryption.md). */
+export function storedChunkBytes(mode: StoreMode, plainLength: number): number {
+  return 64 + plainLength + (mode === 'keyed' ? 8 + 12 + 16 : 0);
+}
 
 export const BLOCK = 65536;
 
@@ -21,8 +32,13 @@ export interface TestData {
   close(): void;
 }
 
-export async function makeTestData(chunks?: (root: string) => ChunkStore, indexes?: (root: string) => IndexFiles): Promise<TestData> {
+export async function makeTestData(
+  chunks?: (root: string, keys: DataKeys | null) => ChunkStore,
+  indexes?: (root: string, keys: DataKeys | null) => IndexFiles,
+  mode: StoreMode = 'plain',
+): Promise<TestData> {
   await initHashing();
+  const keys = mode === 'keyed' ? DataKeys.fromMaster(randomBytes(64)) : null;
   const dir = mkdtempSync(path.join(tmpdir(), 'ferry-gc-'));
   const db = openCatalog(path.join(dir, 'catalog.sqlite'));
   const now = new Date().toISOString();
@@ -31,8 +47,8 @@ export async function makeTestData(chunks?: (root: string) => ChunkStore, indexe
   return {
     dir,
     db,
-    chunks: chunks ? chunks(path.join(dir, 'chunks')) : new ChunkStore(path.join(dir, 'chunks')),
-    indexes: indexes ? indexes(path.join(dir, 'indexes')) : new IndexFiles(path.join(dir, 'indexes')),
+    chunks: chunks ? chunks(path.join(dir, 'chunks'), keys) : new ChunkStore(path.join(dir, 'chunks'), keys),
+    indexes: indexes ? indexes(path.join(dir, 'indexes'), keys) : new IndexFiles(path.join(dir, 'indexes'), keys),
     sourceId,
     diskId,
     close: () => {

@@ -8,7 +8,7 @@ import { SourceRepository } from '../sources/repository.js';
 import { ChunkGuard } from './guard.js';
 import { GcRepository } from './repository.js';
 import { GcService } from './service.js';
-import { addCycle, BLOCK, captureLog, makeTestData, putChunk } from './test-store.js';
+import { addCycle, BLOCK, captureLog, makeTestData, putChunk, STORE_MODES } from './test-store.js';
 
 const noJobs: CycleHooks = {
   beforeCycleStart: () => null,
@@ -21,8 +21,8 @@ function stream(frames: Buffer[]): AsyncIterable<Buffer> {
   return Readable.from([encodeStreamHeader(), ...frames, encodeEndFrame(frames.length)]);
 }
 
-void test('a chunk CycleService.missing() reported present survives a collection until the cycle commits a point naming it', async () => {
-  const t = await makeTestData();
+for (const mode of STORE_MODES) void test(`a chunk CycleService.missing() reported present survives a collection until the cycle commits a point naming it (${mode})`, async () => {
+  const t = await makeTestData(undefined, undefined, mode);
   try {
     const { log } = captureLog();
     const guard = new ChunkGuard();

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import {
   AGENT_NAMESPACE,
+  CycleLogReportSchema,
   HooksSchema,
   AddPassiveSourceRequestSchema,
   ConfirmHostKeyRequestSchema,
@@ -170,6 +171,7 @@ const REQUESTS = {
   CycleProgressReport: CycleProgressReportSchema,
   CycleFailedReport: CycleFailedReportSchema,
   CycleStoppedReport: CycleStoppedReportSchema,
+  CycleLogReport: CycleLogReportSchema,
   // The web UI's routes (appliance/src/ui/types.ts).
   SetupRequest: SetupRequestSchema,
   LoginRequest: LoginRequestSchema,
@@ -1163,6 +1165,7 @@ const fromAgent: { [K in keyof AgentToServerEvents]-?: EventDoc } = {
   'cycle.progress': { summary: 'Progress of the running cycle, about once a second and at each phase change. No acknowledgement.', payload: ref('CycleProgressReport') },
   'cycle.failed': { summary: 'The cycle failed; the job goes InError.', payload: ref('CycleFailedReport'), ack: ack({ type: 'null' }) },
   'cycle.stopped': { summary: 'The cycle stopped as asked by cycle.stop.', payload: ref('CycleStoppedReport'), ack: ack({ type: 'null' }) },
+  'cycle.log': { summary: 'A line for the job log: how the disks are read (LVM snapshot or live), exclusions, final-cycle commands. No acknowledgement.', payload: ref('CycleLogReport') },
 };
 const toUi: { [K in keyof ServerToUiEvents]-?: EventDoc } = {
   'job.updated': { summary: 'A job changed (state, settings, points, agent online).', payload: ref('JobView') },

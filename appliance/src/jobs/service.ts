@@ -10,6 +10,7 @@ import {
   type CycleFailedReport,
   type CycleProgressReport,
   type CycleStoppedReport,
+  type CycleLogReport,
   type JobAction,
   type JobActionResult,
   type JobLogEntry,
@@ -80,6 +81,13 @@ export class JobService {
   /** Jobs whose cycle failed for a transient reason, with the clock time to try again. */
   readonly #retryAt = new Map<number, number>();
   #ticking: Promise<void> | null = null;
+  /** Refuses starting work (resume, sync now, retry, a new cycle) while the appliance waits for its arrival check. */
+  #gate: (() => void) | null = null;
+
+  /** Installs the transport gate: it throws (TRANSPORT_UNCHECKED) while jobs may not start work. */
+  setGate(gate: () => void): void {
+    this.#gate = gate;
+  }
 
   constructor(
     private readonly repo: JobRepository,
@@ -308,6 +316,7 @@ export class JobService {
    * for a source without a live job. A paused or completed job refuses new cycles.
    */
   beforeCycleStart(sourceId: number): number | null {
+    this.#gate?.();
     const latest = this.repo.latestForSource(sourceId);
     if (!latest || latest.state === 'Cancelled') return null;
     if (latest.state === 'Paused') throw new FerryError('JOB_PAUSED', `job ${latest.id} of this source is paused`);
@@ -401,6 +410,13 @@ export class JobService {
     this.#dispatched.delete(job.id);
     this.#progress.clear(job.id);
     this.#log(job.id, 'info', `the agent stopped cycle ${report.cycleId ?? '(not started)'} (${report.reason})`);
+  }
+
+  /** A line the agent logged about its cycle (snapshot or live read, exclusions, hooks). */
+  cycleLog(sourceId: number, report: CycleLogReport): void {
+    const job = this.repo.liveForSource(sourceId);
+    if (job?.id !== report.jobId) return;
+    this.#log(job.id, report.level, `agent: ${report.message}`);
   }
 
   agentConnected(sourceId: number, busyJobId: number | null): void {
@@ -536,6 +552,7 @@ export class JobService {
 
   #allow(jobId: number, action: JobAction): JobRow {
     const job = this.#job(jobId);
+    if (action === 'resume' || action === 'sync-now' || action === 'retry') this.#gate?.();
     const states = ACTION_STATES[action];
     if (!states.includes(job.state)) {
       throw new FerryError('JOB_ACTION_INVALID', `cannot ${action} job ${jobId}: it is ${job.state}; ${action} applies to ${states.join(', ')}`);

@@ -2,6 +2,7 @@ import type { HostKey, PassiveSourceView, PassiveState } from '@ferry/protocol';
 import type { Catalog } from '../catalog/catalog.js';
 import { now } from '../catalog/catalog.js';
 import type { SshTarget } from './ssh.js';
+import { CatalogSecrets } from '../keys/data-keys.js';
 
 export interface PassiveRow {
   source_id: number;
@@ -59,7 +60,21 @@ export function sshTarget(r: PassiveRow): SshTarget {
 }
 
 export class PassiveRepository {
-  constructor(private readonly db: Catalog) {}
+  /** `secrets` seals the SSH secret and the agent credential under the data key on an encrypted appliance. */
+  constructor(
+    private readonly db: Catalog,
+    private readonly secrets: CatalogSecrets = new CatalogSecrets(null),
+  ) {}
+
+  /** The row with its secrets opened. */
+  #open(r: PassiveRow | undefined): PassiveRow | undefined {
+    if (!r) return r;
+    return {
+      ...r,
+      auth_secret: this.secrets.open(r.auth_secret, 'passive_sources', 'auth_secret', r.source_id),
+      agent_credential: r.agent_credential === null ? null : this.secrets.open(r.agent_credential, 'passive_sources', 'agent_credential', r.source_id),
+    };
+  }
 
   /** Makes a just-created source passive with its SSH settings; the presented key waits for confirmation. */
   create(sourceId: number, t: SshTarget, disks: string[] | null, presented: HostKey): void {
@@ -76,7 +91,7 @@ export class PassiveRepository {
         t.port,
         t.username,
         t.password !== undefined ? 'password' : 'key',
-        t.password ?? t.privateKey ?? '',
+        this.secrets.seal(t.password ?? t.privateKey ?? '', 'passive_sources', 'auth_secret', sourceId),
         disks ? JSON.stringify(disks) : null,
         presented.algorithm,
         presented.sha256,
@@ -90,16 +105,18 @@ export class PassiveRepository {
   }
 
   get(sourceId: number): PassiveRow | undefined {
-    return this.db.prepare(`${SELECT} WHERE p.source_id = ?`).get(sourceId) as PassiveRow | undefined;
+    return this.#open(this.db.prepare(`${SELECT} WHERE p.source_id = ?`).get(sourceId) as PassiveRow | undefined);
   }
 
   list(): PassiveRow[] {
-    return this.db.prepare(`${SELECT} ORDER BY p.source_id`).all() as PassiveRow[];
+    return (this.db.prepare(`${SELECT} ORDER BY p.source_id`).all() as PassiveRow[]).map((r) => this.#open(r)!);
   }
 
   /** Sources whose key is trusted: the ones the appliance keeps connected. */
   trusted(): PassiveRow[] {
-    return this.db.prepare(`${SELECT} WHERE p.host_key_sha256 IS NOT NULL AND p.state != 'host-key-changed' ORDER BY p.source_id`).all() as PassiveRow[];
+    return (this.db.prepare(`${SELECT} WHERE p.host_key_sha256 IS NOT NULL AND p.state != 'host-key-changed' ORDER BY p.source_id`).all() as PassiveRow[]).map(
+      (r) => this.#open(r)!,
+    );
   }
 
   trust(sourceId: number, k: HostKey): void {
@@ -118,7 +135,7 @@ export class PassiveRepository {
   }
 
   setAgent(sourceId: number, agentId: number, credential: string): void {
-    this.db.prepare('UPDATE passive_sources SET agent_id = ?, agent_credential = ?, updated_at = ? WHERE source_id = ?').run(agentId, credential, now(), sourceId);
+    this.db.prepare('UPDATE passive_sources SET agent_id = ?, agent_credential = ?, updated_at = ? WHERE source_id = ?').run(agentId, this.secrets.seal(credential, 'passive_sources', 'agent_credential', sourceId), now(), sourceId);
   }
 
   setState(sourceId: number, state: PassiveState, message: string | null, agentVersion?: string): void {

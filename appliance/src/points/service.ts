@@ -19,6 +19,8 @@ import type { IndexFiles } from '../store/index-file.js';
 
 /** Blocks per restore stream request at most; the client asks range after range. */
 export const MAX_STREAM_BLOCKS = 4096;
+/** Payload bytes read before the first byte of a restore stream is sent (the restore ISO asks 64 blocks at a time). */
+const READ_AHEAD_BYTES = 96 * 1024 * 1024;
 
 export class PointService {
   constructor(
@@ -72,6 +74,10 @@ export class PointService {
    * Streams the data blocks in [from, to) of a point's disk as BLOCK + CHUNK frame pairs (stored payloads as
    * they are; the client decompresses and checks each plaintext against its id). `write` resolves when the
    * consumer wants more, which carries back-pressure to the disk reads.
+   *
+   * Chunks are read ahead up to READ_AHEAD_BYTES before anything is written: a damaged chunk within that window
+   * (a whole restore request of the ISO's size) fails the request with a CHUNK_DAMAGED reply naming the block,
+   * instead of a stream cut off midway that the client can only call truncated.
    */
   async streamBlocks(pointId: number, diskId: number, from: number, to: number, write: (b: Buffer) => Promise<void>): Promise<void> {
     const disk = this.#disk(pointId, diskId);
@@ -79,18 +85,33 @@ export class PointService {
       throw new FerryError('BAD_REQUEST', `block range [${from}, ${to}) is not within the disk's ${disk.block_count} blocks (at most ${MAX_STREAM_BLOCKS} per request)`);
     }
     const { entries } = await this.indexes.readEntries(pointId, diskId, from, to - from);
-    await write(encodeStreamHeader());
+    let pending: Buffer[] = [encodeStreamHeader()];
+    let pendingBytes = 0;
+    const flush = async (): Promise<void> => {
+      for (const b of pending) await write(b);
+      pending = [];
+      pendingBytes = 0;
+    };
     let frames = 0;
     for (let i = 0; i < to - from; i++) {
       const e = decodeIndexEntry(entries, i * INDEX_ENTRY_BYTES);
       if (e.kind !== BlockKind.Data) continue;
       const id = e.chunkId.toString('hex');
-      const { header, payload } = await this.chunks.readRaw(id);
-      await write(encodeBlockFrame({ disk: 0, kind: e.kind, blockNo: from + i, xxh64: e.xxh64, chunkId: e.chunkId }));
-      for (const part of encodeChunkFrame(e.chunkId, header.codec, header.rawLength, payload)) await write(part);
+      let chunk: Awaited<ReturnType<ChunkStore['readRaw']>>;
+      try {
+        chunk = await this.chunks.readRaw(id);
+      } catch (err) {
+        if (!(err instanceof FerryError && err.code === 'CHUNK_DAMAGED')) throw err;
+        throw new FerryError('CHUNK_DAMAGED', `point ${pointId} disk ${disk.key} block ${from + i}: ${err.message}; this point cannot be restored (run \`ferry-appliance verify\`)`, { cause: err });
+      }
+      pending.push(encodeBlockFrame({ disk: 0, kind: e.kind, blockNo: from + i, xxh64: e.xxh64, chunkId: e.chunkId }));
+      pending.push(...encodeChunkFrame(e.chunkId, chunk.header.codec, chunk.header.rawLength, chunk.payload));
+      pendingBytes += chunk.payload.length;
       frames += 2;
+      if (pendingBytes >= READ_AHEAD_BYTES) await flush();
     }
-    await write(encodeEndFrame(frames));
+    pending.push(encodeEndFrame(frames));
+    await flush();
   }
 
   #committed(pointId: number): CycleRow {

@@ -36,7 +36,7 @@ void test('remove() deletes a chunk and resolves to its size; removing it again 
     await store.syncRemovals();
     assert.equal(await store.has(id), false);
     assert.equal(await store.remove(id), 0);
-    assert.deepEqual(await collect(store.ids()), []);
+    assert.deepEqual(await collect(store.keys()), []);
   });
 });
 
@@ -83,11 +83,11 @@ void test('removeStaleTemps() deletes old temporary files only, never those of a
   });
 });
 
-void test('ids() lists chunk files and skips temporary files', async () => {
+void test('keys() lists chunk files and skips temporary files', async () => {
   await withStore(async (store) => {
     const a = await put(store, 'a');
     const b = await put(store, 'b');
     writeFileSync(`${store.pathOf(a)}.tmp-cccccccccccc`, 'x');
-    assert.deepEqual((await collect(store.ids())).sort(), [a, b].sort());
+    assert.deepEqual((await collect(store.keys())).sort(), [a, b].sort());
   });
 });

@@ -1,4 +1,4 @@
-import { access, mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
+import { access, mkdir, open, readdir, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import {
   BlockIndex,
@@ -12,6 +12,15 @@ import {
   type IndexHeader,
 } from '@ferry/protocol';
 import { fsyncDir, writeDurable } from './durable.js';
+import { FileMutex, PagedFile } from './paged-file.js';
+import type { DataKeys } from '../keys/data-keys.js';
+
+/** Positional reads and writes of an index's logical bytes: the file itself, or its sealed pages. */
+interface IndexIo {
+  read(pos: number, length: number): Promise<Buffer>;
+  readAll(): Promise<Buffer>;
+  write(pos: number, data: Buffer): Promise<void>;
+}
 
 /**
  * Per-disk index files under `indexes/<cycle id>/<disk id>.fidx`. A running cycle's index is created full
@@ -19,7 +28,55 @@ import { fsyncDir, writeDurable } from './durable.js';
  * commit seals it (entries checksum + sealed flag in the header) before the point is committed in SQLite.
  */
 export class IndexFiles {
-  constructor(readonly root: string) {}
+  /** One operation per file at a time: a sealed page is rewritten whole, and a reader must not see it half written. */
+  readonly #mutex = new FileMutex();
+
+  /** With keys, index files are sealed in pages (docs/spec/encryption.md); without, they are plain v1 files. */
+  constructor(
+    readonly root: string,
+    private readonly keys: DataKeys | null = null,
+  ) {}
+
+  /** What a sealed page is bound to, so pages cannot be moved between indexes. */
+  #context(cycleId: number, diskId: number): string {
+    return `index:${cycleId}/${diskId}`;
+  }
+
+  async #io(fh: FileHandle, cycleId: number, diskId: number): Promise<IndexIo> {
+    if (this.keys) return PagedFile.open(fh, this.keys, this.#context(cycleId, diskId));
+    return {
+      read: async (pos, length) => {
+        const b = Buffer.alloc(length);
+        const { bytesRead } = await fh.read(b, 0, length, pos);
+        if (bytesRead !== length) throw new IndexFormatError('index file is truncated');
+        return b;
+      },
+      readAll: () => fh.readFile(),
+      write: async (pos, data) => {
+        await fh.write(data, 0, data.length, pos);
+      },
+    };
+  }
+
+  /** Runs `fn` on the index file under its lock; format errors and a missing file become INDEX_DAMAGED. */
+  async #with<T>(cycleId: number, diskId: number, flags: 'r' | 'r+', fn: (io: IndexIo, fh: FileHandle) => Promise<T>): Promise<T> {
+    const file = this.pathOf(cycleId, diskId);
+    return this.#mutex.run(file, async () => {
+      try {
+        const fh = await open(file, flags);
+        try {
+          return await fn(await this.#io(fh, cycleId, diskId), fh);
+        } finally {
+          await fh.close();
+        }
+      } catch (err) {
+        if (err instanceof IndexFormatError || (err as NodeJS.ErrnoException).code === 'ENOENT') {
+          throw new FerryError('INDEX_DAMAGED', `index of disk ${diskId} in cycle ${cycleId}: ${(err as Error).message}`, { cause: err });
+        }
+        throw err;
+      }
+    });
+  }
 
   pathOf(cycleId: number, diskId: number): string {
     return path.join(this.root, String(cycleId), `${diskId}.fidx`);
@@ -35,8 +92,14 @@ export class IndexFiles {
     await writeDurable(
       file,
       async (fh) => {
-        await fh.write(encodeIndexHeader({ ...geometry, sealed: false, entriesXxh64: 0n }), 0, INDEX_HEADER_BYTES, 0);
-        await fh.truncate(INDEX_HEADER_BYTES + geometry.blockCount * INDEX_ENTRY_BYTES);
+        const header = encodeIndexHeader({ ...geometry, sealed: false, entriesXxh64: 0n });
+        const size = INDEX_HEADER_BYTES + geometry.blockCount * INDEX_ENTRY_BYTES;
+        if (this.keys) {
+          await PagedFile.create(fh, this.keys, this.#context(cycleId, diskId), size, header);
+        } else {
+          await fh.write(header, 0, INDEX_HEADER_BYTES, 0);
+          await fh.truncate(size);
+        }
       },
       0o640,
     );
@@ -63,30 +126,20 @@ export class IndexFiles {
 
   /** Writes a run of consecutive entries starting at block `first`, durably. */
   async writeEntries(cycleId: number, diskId: number, first: number, entries: Buffer): Promise<void> {
-    const fh = await open(this.pathOf(cycleId, diskId), 'r+');
-    try {
-      await fh.write(entries, 0, entries.length, INDEX_HEADER_BYTES + first * INDEX_ENTRY_BYTES);
+    await this.#with(cycleId, diskId, 'r+', async (io, fh) => {
+      await io.write(INDEX_HEADER_BYTES + first * INDEX_ENTRY_BYTES, entries);
       await fh.sync();
-    } finally {
-      await fh.close();
-    }
+    });
   }
 
   /** Reads entries [first, first+count) without reading the whole index (restore streaming). */
   async readEntries(cycleId: number, diskId: number, first: number, count: number): Promise<{ header: IndexHeader; entries: Buffer }> {
-    const fh = await open(this.pathOf(cycleId, diskId), 'r');
-    try {
-      const head = Buffer.alloc(INDEX_HEADER_BYTES);
-      await fh.read(head, 0, INDEX_HEADER_BYTES, 0);
-      const header = decodeIndexHeader(head);
+    return this.#with(cycleId, diskId, 'r', async (io) => {
+      const header = decodeIndexHeader(await io.read(0, INDEX_HEADER_BYTES));
       const n = Math.max(0, Math.min(count, header.blockCount - first));
-      const entries = Buffer.alloc(n * INDEX_ENTRY_BYTES);
-      const { bytesRead } = await fh.read(entries, 0, entries.length, INDEX_HEADER_BYTES + first * INDEX_ENTRY_BYTES);
-      if (bytesRead !== entries.length) throw new IndexFormatError('index file is truncated');
+      const entries = await io.read(INDEX_HEADER_BYTES + first * INDEX_ENTRY_BYTES, n * INDEX_ENTRY_BYTES);
       return { header, entries };
-    } finally {
-      await fh.close();
-    }
+    });
   }
 
   async exists(cycleId: number, diskId: number): Promise<boolean> {
@@ -98,17 +151,10 @@ export class IndexFiles {
 
   /** Reads and decodes an index file; format errors and a missing file become INDEX_DAMAGED. */
   async #read<T>(cycleId: number, diskId: number, decode: (whole: Buffer) => T): Promise<T> {
-    try {
-      return decode(await readFile(this.pathOf(cycleId, diskId)));
-    } catch (err) {
-      if (err instanceof IndexFormatError || (err as NodeJS.ErrnoException).code === 'ENOENT') {
-        throw new FerryError('INDEX_DAMAGED', `index of disk ${diskId} in cycle ${cycleId}: ${(err as Error).message}`, { cause: err });
-      }
-      throw err;
-    }
+    return this.#with(cycleId, diskId, 'r', async (io) => decode(await io.readAll()));
   }
 
-  /** A point's index, checked against its entries checksum; `file` is the bytes as stored, for serving. */
+  /** A point's index, checked against its entries checksum; `file` is its v1 bytes (opened, when sealed), for serving. */
   async loadWithFile(cycleId: number, diskId: number): Promise<{ index: BlockIndex; file: Buffer }> {
     return this.#read(cycleId, diskId, (file) => ({ index: BlockIndex.parse(file), file }));
   }
@@ -145,12 +191,9 @@ export class IndexFiles {
   /** Writes the entries checksum and the sealed flag of an index loaded by loadForCommit, and fsyncs it. */
   async seal(cycleId: number, diskId: number, index: BlockIndex): Promise<void> {
     const sealed: IndexHeader = { ...index.header, sealed: true, entriesXxh64: xxh64(index.entries) };
-    const fh = await open(this.pathOf(cycleId, diskId), 'r+');
-    try {
-      await fh.write(encodeIndexHeader(sealed), 0, INDEX_HEADER_BYTES, 0);
+    await this.#with(cycleId, diskId, 'r+', async (io, fh) => {
+      await io.write(0, encodeIndexHeader(sealed));
       await fh.sync();
-    } finally {
-      await fh.close();
-    }
+    });
   }
 }

@@ -77,7 +77,8 @@ export class VerifyService {
       }
     }
     onProgress({ chunksChecked: report.chunksChecked, chunksTotal: total, bytesChecked: report.bytesChecked });
-    for await (const id of this.chunks.ids()) if (!users.has(id)) report.unreferencedChunks++;
+    const named = new Set([...users.keys()].map((id) => this.chunks.keyOf(id)));
+    for await (const key of this.chunks.keys()) if (!named.has(key)) report.unreferencedChunks++;
     report.ok = points.every((p) => p.ok);
     return report;
   }

@@ -23,6 +23,9 @@ export type {
   Reply,
   AgentInstall,
   HostKey,
+  PassiveSourceView,
+  PassiveState,
+  AddPassiveSourceResponse,
 } from '@ferry/protocol';
 import type { PointDisk, SourceSummary, Throttle } from '@ferry/protocol';
 

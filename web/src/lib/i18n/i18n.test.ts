@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { en } from './en.ts';
 import { zh } from './zh.ts';
 import { ja } from './ja.ts';
+import { JOB_PHASES, JOB_STATES, PASSIVE_STATES, RESTORE_PHASES } from '@ferry/protocol';
 
 const placeholders = (s: string): string[] => [...s.matchAll(/\{(\w+)\}/g)].map((m) => m[1]!).sort();
 
@@ -20,16 +21,15 @@ for (const [name, dict] of Object.entries({ zh, ja }) as [string, Record<string,
 }
 
 test('every job state, phase, restore phase, alert kind and source mode the appliance sends has a message', () => {
-  // Pages build these keys at run time (i18n.dyn); the compiler cannot check them, so this list does.
-  const states = ['Ready', 'Syncing', 'Waiting', 'Paused', 'InError', 'Suspended', 'Completing', 'Completed', 'Cancelled'];
+  // Pages build these keys at run time (i18n.dyn) from protocol's values; the compiler cannot check them, this does.
   const keys = [
-    ...states.flatMap((s) => [`state.${s}`, `stateHelp.${s}`]),
-    'phase.Comparing',
-    'phase.Transferring',
-    ...['waiting', 'connected', 'writing', 'verifying', 'compatibility', 'done', 'failed'].map((p) => `rphase.${p}`),
+    ...JOB_STATES.flatMap((s) => [`state.${s}`, `stateHelp.${s}`]),
+    ...JOB_PHASES.map((p) => `phase.${p}`),
+    ...RESTORE_PHASES.map((p) => `rphase.${p}`),
     ...['active', 'finished', 'cancelled'].map((s) => `rstate.${s}`),
     ...['ok', 'skipped', 'failed'].map((s) => `step.${s}`),
     ...['job-error', 'job-suspended', 'restore-failed', 'storage-low'].map((k) => `alert.${k}`),
+    ...PASSIVE_STATES.map((s) => `pstate.${s}`),
     'mode.active',
     'mode.passive',
   ];

@@ -1,0 +1,198 @@
+/*
+ * `make bench`: Ferry against the tools people would use instead, on the same disk in the same session, then the
+ * agent's footprint, scaling to many agents and the block-size study. Not a test: it asserts nothing about speed.
+ * Writes docs/benchmarks.md and docs/benchmarks.svg (regenerated, never hand-edited) and the raw figures to
+ * test/out/bench-results.json. BENCH_QUICK=1: one run on a small image, for developing the bench.
+ * BENCH_REPORT_ONLY=1: rewrite the report from test/out/bench-results.json without measuring.
+ */
+import { readFileSync, statSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { ROOT, sh } from '../lib/cli.js';
+import { ensureAgentBinary } from '../lib/agent-binary.js';
+import { fsckClean } from '../lib/disk-image.js';
+import { agentFootprint, scalingLevel } from './agents.js';
+import { footprintImage } from './disks.js';
+import { measure } from './measure.js';
+import { profileFullBackup } from './profile.js';
+import { BorgTool, FerryTool, Lz4Tool, PartcloneTool, ResticTool, ddCopy, startBenchAppliance, type Phase, type Tool } from './peers.js';
+import { writeReport, type BlockSizeResult, type Results } from './report.js';
+import { RECIPES, sourceImages } from './source-image.js';
+
+const QUICK = process.env.BENCH_QUICK === '1';
+const RESULTS = path.join(ROOT, 'test/out/bench-results.json');
+const log = (line: string): void => void process.stderr.write(`bench: ${line}\n`);
+
+/** cp keeps the sparse layout; copying over the same path keeps the disk's identity for Ferry (its key is the path). */
+const place = (from: string, to: string): Promise<string> => sh('cp', ['--sparse=always', from, to]);
+
+async function versions(): Promise<Record<string, string>> {
+  const first = async (cmd: string, args: string[]): Promise<string> => {
+    const r = await sh('bash', ['-c', `${cmd} ${args.join(' ')} 2>&1 | head -n 1`]).catch(() => '?');
+    return r.trim();
+  };
+  const pkg = (name: string): string => (JSON.parse(readFileSync(path.join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
+  return {
+    node: process.version,
+    'ferry (lz4 addon, xxhash-wasm, better-sqlite3)': `${pkg('lz4')}, ${pkg('xxhash-wasm')}, ${pkg('better-sqlite3')}`,
+    borg: await first('borg', ['--version']),
+    restic: await first('restic', ['version']),
+    partclone: await first('partclone.ext4', ['-v']),
+    lz4: await first('lz4', ['--version']),
+    dd: await first('dd', ['--version']),
+    kernel: (await sh('uname', ['-r'])).trim(),
+  };
+}
+
+async function blockSizeStudy(agentBinary: string, base: string, changed: string, work: string): Promise<BlockSizeResult[]> {
+  const out: BlockSizeResult[] = [];
+  for (const blockSize of [65536, 262144, 1048576, 4194304]) {
+    log(`block-size study: ${blockSize / 1024} KiB…`);
+    const dir = path.join(work, `bs-${blockSize}`);
+    await mkdir(dir, { recursive: true });
+    const source = path.join(dir, 'source.img');
+    await place(base, source);
+    const ferry = new FerryTool({ agentBinary, blockSize });
+    try {
+      await ferry.setup(dir);
+      const full = await ferry.full(source);
+      const fullStats = ferry.lastBackup!;
+      await place(changed, source);
+      const incr = await ferry.incr(source);
+      const incrStats = ferry.lastBackup!;
+      out.push({ blockSize, full, incr, fullStats, incrStats, indexBytes: (await stat(await ferry.newestIndex(path.join(dir, 'newest.fidx')))).size });
+    } catch (err) {
+      // A block size the product cannot handle is a finding for the report, not a reason to lose the other figures.
+      log(`block size ${blockSize} failed: ${(err as Error).message}`);
+      out.push({ blockSize, error: (err as Error).message.split('\n').filter((l) => /ferry-agent:|error [A-Z_]+/.test(l)).join(' ') || (err as Error).message.slice(0, 300) });
+    } finally {
+      await ferry.teardown();
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  if (process.env.BENCH_REPORT_ONLY === '1') {
+    await writeReport(JSON.parse(await readFile(RESULTS, 'utf8')) as Results);
+    return;
+  }
+  const recipe = QUICK ? RECIPES.quick : RECIPES.full;
+  const runs = QUICK ? 1 : Number(process.env.BENCH_RUNS ?? 3);
+  const loadBefore = os.loadavg();
+  const startedAt = Date.now();
+  const agentBinary = await ensureAgentBinary();
+  const images = await sourceImages(recipe);
+  const fpImage = await footprintImage(recipe);
+  const work = await mkdtemp(path.join(os.tmpdir(), 'ferry-bench-'));
+  const tools: Tool[] = [new FerryTool({ agentBinary }), new BorgTool(), new ResticTool(), new PartcloneTool(), new Lz4Tool()];
+  const samples: Results['samples'] = {};
+  const ferryStats: Results['ferryStats'] = { full: [], incr: [] };
+  const readHash: Results['readHash'] = [];
+  const orders: string[][] = [];
+  const checks: string[] = [];
+  const record = (tool: string, phase: 'full' | 'incr' | 'restore', p: Phase): void => {
+    samples[tool] ??= { full: [], incr: [], restore: [] };
+    samples[tool][phase].push(p);
+  };
+  try {
+    const source = path.join(work, 'source.img');
+    const target = path.join(work, 'restored.img');
+    for (let run = 0; run < runs; run++) {
+      // Alternating order: rotated each run and reversed every other run, so no tool always goes first.
+      const rotated = tools.map((_, i) => tools[(i + run) % tools.length]!);
+      const order = run % 2 === 1 ? rotated.reverse() : rotated;
+      orders.push(order.map((t) => t.name));
+      log(`run ${run + 1}/${runs}, order ${orders.at(-1)!.join(', ')}`);
+      await place(images.base, source);
+      for (const t of order) {
+        await t.setup(path.join(work, `run${run}`, t.name.replace(/\W/g, '_')));
+        log(`  full: ${t.name}`);
+        record(t.name, 'full', await t.full(source));
+        if (t instanceof FerryTool) ferryStats.full.push(t.lastBackup!);
+      }
+      await place(images.changed, source);
+      for (const t of order) {
+        log(`  incremental: ${t.name}`);
+        record(t.name, 'incr', await t.incr(source));
+        if (t instanceof FerryTool) {
+          ferryStats.incr.push(t.lastBackup!);
+          const m = await measure({ cmd: process.execPath, args: ['--conditions=development', '--import', 'tsx', path.join(ROOT, 'test/bench/read-hash.ts'), source, await t.newestIndex(path.join(work, 'newest.fidx'))] });
+          readHash.push(JSON.parse(m.stdout) as { bytes: number; seconds: number });
+        }
+      }
+      const restorers: [string, (target: string) => Promise<Phase>][] = [...order.map((t): [string, (x: string) => Promise<Phase>] => [t.name, (x) => t.restore(x)]), ['dd', (x) => ddCopy(source, x)]];
+      for (const [name, restore] of run % 2 === 1 ? restorers.reverse() : restorers) {
+        log(`  restore: ${name}`);
+        await rm(target, { force: true });
+        record(name, 'restore', await restore(target));
+        if (run === 0) checks.push(await checkRestore(name, source, target));
+        await rm(target, { force: true });
+      }
+      for (const t of order) await t.teardown();
+    }
+
+    log('agent footprint at 300 Mbit/s…');
+    const appliance = await startBenchAppliance(path.join(work, 'agents-appliance'));
+    let footprint: Results['footprint'];
+    const scaling: Results['scaling'] = [];
+    try {
+      footprint = await agentFootprint(agentBinary, appliance, fpImage, path.join(work, 'footprint-agent'), 300);
+      for (const agents of [1, 5, 20]) {
+        log(`scaling: ${agents} agents…`);
+        scaling.push(await scalingLevel(agentBinary, appliance, work, agents, QUICK ? 64 : 256, QUICK ? 24 : 160));
+        await sh('bash', ['-c', `rm -f ${work}/scale-*.img`]);
+      }
+    } finally {
+      await appliance.stop();
+    }
+    const blockSizes = await blockSizeStudy(agentBinary, images.base, images.changed, work);
+    log('profile of a full backup (node --cpu-prof)…');
+    await place(images.base, source);
+    const profile = await profileFullBackup(path.join(work, 'profile'), source);
+
+    const results: Results = {
+      quick: QUICK,
+      date: new Date().toISOString(),
+      minutes: (Date.now() - startedAt) / 60_000,
+      machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? 'unknown CPU', memGiB: os.totalmem() / 2 ** 30, loadBefore, loadAfter: os.loadavg() },
+      versions: await versions(),
+      image: { recipe, diskBytes: statSync(images.base).size, dataFiles: images.dataFiles, dataBytes: images.dataBytes, changes: images.changes },
+      footprintImage: { diskBytes: statSync(fpImage).size, dataMiB: recipe.footprintDataMiB },
+      runs,
+      orders,
+      commands: Object.fromEntries(tools.map((t) => [t.name, t.commands])),
+      incremental: Object.fromEntries(tools.map((t) => [t.name, t.incremental])),
+      samples,
+      ferryStats,
+      readHash,
+      checks,
+      footprint,
+      scaling,
+      blockSizes,
+      profile,
+    };
+    await mkdir(path.dirname(RESULTS), { recursive: true });
+    await writeFile(RESULTS, JSON.stringify(results, null, 1));
+    await writeReport(results);
+  } finally {
+    for (const t of tools) await t.teardown().catch(() => undefined);
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** The first run checks each restore: byte-equal for whole-image tools, a clean fsck for the used-blocks ones. */
+async function checkRestore(name: string, source: string, target: string): Promise<string> {
+  if (name === 'ferry' || name === 'partclone+lz4') {
+    // Both leave unused blocks zero (or unwritten), so the image differs from the source where files were deleted.
+    await fsckClean(target, 1);
+    return `${name}: restored image's ext4 passes e2fsck -fn`;
+  }
+  const [a, b] = await Promise.all([sh('sha256sum', [source]), sh('sha256sum', [target])]);
+  if (a.split(' ')[0] !== b.split(' ')[0]) throw new Error(`${name}: the restored image differs from the source`);
+  return `${name}: restored image is byte-equal to the source (SHA-256)`;
+}
+
+await main();
