@@ -26,6 +26,11 @@ packages=(
   openssh-server     # test/integration/passive.test.ts: a real sshd (in a network namespace) for passive sources
   openssh-client     # ssh-keygen: host and client keys of that test
   chromium           # test/e2e/web-ui.test.ts: the web UI in a real headless browser (playwright-core drives it)
+  borgbackup         # make bench: borg create -C lz4, a peer Ferry is measured against (test/bench/peers.ts)
+  restic             # make bench: restic backup --stdin, a peer
+  partclone          # make bench: partclone.ext4 -c | lz4, a peer
+  lz4                # make bench: plain lz4 of the image, a peer (and partclone's compressor)
+  time               # make bench: /usr/bin/time, CPU seconds of every process a measured command runs
   fonts-wqy-microhei # test/e2e/web-ui.test.ts: CJK glyphs, so the 简体中文 and 日本語 screenshots show text, not boxes
 )
 missing=()

@@ -1,5 +1,5 @@
 import os from 'node:os';
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import {
   API_PREFIX,
   ApplianceClient,
@@ -123,7 +123,7 @@ function withSourceOptions(cmd: Command): Command {
 function networkCap(value: string): LiveThrottle {
   const mbps = Number(value);
   if (!(value.trim() !== '' && Number.isFinite(mbps) && mbps > 0)) {
-    throw new FerryError('BAD_REQUEST', `--network-mbps must be a number of Mbit/s above 0 (e.g. 300), got "${value}"; leave it out for no cap`);
+    throw new InvalidArgumentError('Give a number of Mbit/s above 0 (e.g. 300), or leave the option out for no cap.');
   }
   return new LiveThrottle({ networkMbps: mbps, diskPercent: 100, queueDepth: DEFAULT_THROTTLE.queueDepth });
 }
@@ -137,9 +137,9 @@ interface SourceOpts {
 withSourceOptions(withState(program.command('backup').description('run one backup cycle now: full if the appliance has no point yet, else incremental')))
   .option('--disk <path...>', 'block devices or image files to back up (default: every disk of this machine)')
   .option('--json', 'print the result as one JSON object')
-  .option('--network-mbps <n>', 'cap the bytes sent at N Mbit/s for this cycle (the daemon takes its cap from the job; default here: unlimited)')
-  .action(async (opts: StateOpt & SourceOpts & { disk?: string[]; json?: boolean; networkMbps?: string }) => {
-    const throttle = opts.networkMbps === undefined ? undefined : networkCap(opts.networkMbps);
+  .option('--network-mbps <n>', 'cap the bytes sent at N Mbit/s for this cycle (the daemon takes its cap from the job; default here: unlimited)', networkCap)
+  .action(async (opts: StateOpt & SourceOpts & { disk?: string[]; json?: boolean; networkMbps?: LiveThrottle }) => {
+    const throttle = opts.networkMbps;
     await initHashing();
     const state = await loadState(opts.state);
     const paths = opts.disk ?? (await listDisks()).map((d) => d.path);

@@ -30,6 +30,7 @@ import { PassiveService, DEFAULT_PASSIVE_OPTIONS, type PassiveOptions } from './
 import type { Config } from './config.js';
 import { CatalogSecrets, type DataKeys } from './keys/data-keys.js';
 import { storeKeys } from './keys/keyring.js';
+import { TransportService } from './transport/service.js';
 
 /** Everything under one data directory, so the box can be switched off anywhere and shipped. */
 export function dataPaths(dataDir: string) {
@@ -64,6 +65,8 @@ export interface Appliance {
   downloads: AgentDownloads;
   /** Passive sources: reached over SSH, agent deployed and run by the appliance. */
   passive: PassiveService;
+  /** Prepare for transport and the arrival check; its gate refuses job work until the arrival check passed. */
+  transport: TransportService;
   /** Starts garbage collection in the background (logged); for callers that must not wait for it. */
   collectGarbage(reason: string): void;
   close(): void;
@@ -130,9 +133,22 @@ export function buildAppliance(config: Config, log: Logger, opts: BuildOptions =
   const auth = new AuthService(new AuthRepository(db), sources, config.enrollTokenTtlHours, (id) => restores.session(id), (id, secret) => ui.users.session(id, secret));
   const downloads = new AgentDownloads(config.agentBinary, AGENT_UNIT_FILE);
   const passive = new PassiveService(new PassiveRepository(db, new CatalogSecrets(keys)), sources, auth, downloads, uiEvents, log, opts.passive ?? DEFAULT_PASSIVE_OPTIONS);
+  const transport = new TransportService({
+    dir: p.transport,
+    cycles: cycleRepo,
+    cycleService: cycles,
+    jobs,
+    verify: new VerifyService(cycleRepo, chunks, indexes),
+    chunks,
+    indexes,
+    keys,
+    collectGarbage: () => gc.run(),
+    log,
+  });
   return {
     db,
     sources,
+    transport,
     auth,
     cycles,
     points,

@@ -1,8 +1,8 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import pino from 'pino';
-import { FerryError, formatBytes, initHashing, exitWithError } from '@ferry/protocol';
+import { API_PREFIX, ApplianceClient, FerryError, formatBytes, initHashing, exitWithError } from '@ferry/protocol';
 import { loadConfig, type ConfigInput } from './config.js';
 import { buildAppliance, dataPaths } from './appliance.js';
 import { startServer } from './server.js';
@@ -11,8 +11,6 @@ import { loadOrCreateCertificate } from './tls/certificate.js';
 import { createKeyring, isEncrypted, unlockKeyring } from './keys/keyring.js';
 import { passphraseFrom } from './keys/passphrase-input.js';
 import type { DataKeys } from './keys/data-keys.js';
-import { existsSync } from 'node:fs';
-import { ApplianceClient, API_PREFIX } from '@ferry/protocol';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 const WEB_ROOT = fileURLToPath(new URL('../../web/dist/', import.meta.url));
@@ -226,5 +224,50 @@ dataOption(program.command('verify').description('re-read every chunk and index,
       a.close();
     }
   });
+
+const transport = program.command('transport').description('prepare the appliance for transport, and the arrival check (on a running appliance, over HTTPS)');
+for (const [name, description] of [
+  ['prepare', 'pause every live job, verify everything, write the signed manifest and report; says when the box can be powered off'],
+  ['arrival', 'after transport: re-verify every chunk and the root hash against the manifest; jobs may resume only when it passes'],
+  ['status', 'where the preparation or the arrival check stands'],
+] as const) {
+  const cmd = transport
+    .command(name)
+    .description(description)
+    .requiredOption('--url <url>', 'the appliance, e.g. https://appliance:8443')
+    .requiredOption('--fingerprint <fp>', "the appliance certificate's fingerprint (SHA256:…)")
+    .option('--token <token>', 'an admin API token (env FERRY_TOKEN; `ferry-appliance token create`)')
+    .option('--json', 'print the final status as JSON');
+  if (name === 'arrival') cmd.option('--accept-damage', 'let jobs resume even if the check finds damage (the report still lists it)');
+  cmd.action(async (opts: { url: string; fingerprint: string; token?: string; json?: boolean; acceptDamage?: boolean }) => {
+    const token = opts.token ?? process.env.FERRY_TOKEN;
+    if (!token) throw new FerryError('AUTH_REQUIRED', 'give an admin token: --token ferry_admin_… (or FERRY_TOKEN)');
+    const client = new ApplianceClient(opts.url, opts.fingerprint, token);
+    type Status = { phase: string; powerOffSafe: boolean; jobsAllowed: boolean; message: string; damagedPoints: { name: string; id: number; problems: string[] }[]; mismatches: string[] };
+    try {
+      let st =
+        name === 'status'
+          ? await client.json<Status>(`${API_PREFIX}/transport`)
+          : await client.json<Status>(`${API_PREFIX}/transport/${name}`, { method: 'POST', body: name === 'arrival' ? { acceptDamage: opts.acceptDamage === true } : {} });
+      let last = '';
+      while (st.phase === 'preparing' || st.phase === 'arriving') {
+        if (st.message !== last && !opts.json) process.stderr.write(`${st.phase}: ${st.message}\n`);
+        last = st.message;
+        await new Promise((r) => setTimeout(r, 1000));
+        st = await client.json<Status>(`${API_PREFIX}/transport`);
+      }
+      if (opts.json) process.stdout.write(`${JSON.stringify(st, null, 2)}\n`);
+      else {
+        process.stdout.write(`${st.phase}: ${st.message}\n`);
+        for (const p of st.damagedPoints) process.stdout.write(`  DAMAGED ${p.name} (point ${p.id}): ${p.problems.join('; ')}\n`);
+        for (const m of st.mismatches) process.stdout.write(`  differs: ${m}\n`);
+        if (st.powerOffSafe && st.phase === 'ready') process.stdout.write('The appliance can be powered off now.\n');
+      }
+      process.exitCode = st.phase === 'failed' || st.damagedPoints.length > 0 || st.mismatches.length > 0 ? 1 : 0;
+    } finally {
+      client.close();
+    }
+  });
+}
 
 program.parseAsync(process.argv).catch((err: unknown) => exitWithError('ferry-appliance', err));

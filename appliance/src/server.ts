@@ -88,7 +88,7 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
     });
   }
 
-  const bringUp = async (keys: DataKeys | null): Promise<void> => {
+  const bringUp = (keys: DataKeys | null): Promise<void> => {
     const a = buildAppliance(config, log, { ...(opts.clock ? { clock: opts.clock } : {}), ...(opts.passive ? { passive: opts.passive } : {}), keys });
     app = createApp(a, log, { fingerprint: tls.fingerprint, version: opts.version, webRoot: opts.webRoot });
     agentSocket(agentNs, a.auth, a.agents, a.jobs, log);
@@ -102,6 +102,7 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
     }, TICK_MS);
     timer.unref();
     appliance = a;
+    return Promise.resolve();
   };
   const lock = new ApplianceLock(config.dataDir, log, { testScryptN: opts.testScryptN, onUnlocked: bringUp });
   outer.use(lockRoutes(lock, opts.version));
@@ -122,7 +123,7 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
 
   const closeServer = async (): Promise<void> => {
     if (timer) clearInterval(timer);
-    const a = appliance as Appliance | null;
+    const a = appliance;
     if (a) {
       await a.passive.close();
       await a.jobs.tick();

@@ -313,15 +313,16 @@ export class PartcloneTool implements Tool {
     await sh('truncate', ['-s', String(this.#size), target]);
     await sh('bash', ['-c', 'sfdisk -q "$1" < "$2"', 'bash', target, `${copy}.table`]);
     const dev = await attach(target, 1);
+    let m: Measured;
     try {
-      const m = await measure({
+      m = await measure({
         cmd: 'bash',
         args: ['-c', 'set -eo pipefail; lz4 -dc "$1" | partclone.ext4 -r -q -s - -o "$2" 2>/dev/null', 'bash', `${copy}.pcl.lz4`, `${dev}p1`],
       });
-      return { wallSeconds: m.wallSeconds, cpuSeconds: m.cpuSeconds, peakRss: rssOf(m, { 'partclone.ext4': 'partclone', lz4: 'lz4' }), bytesSent: 0, bytesStored: 0 };
     } finally {
       await detach(dev);
     }
+    return { wallSeconds: m.wallSeconds, cpuSeconds: m.cpuSeconds, peakRss: rssOf(m, { 'partclone.ext4': 'partclone', lz4: 'lz4' }), bytesSent: 0, bytesStored: await allocated(target) };
   }
 
   async teardown(): Promise<void> {

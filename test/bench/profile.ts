@@ -1,8 +1,9 @@
 /*
- * One full backup with V8's sampling profiler on both sides (`node --cpu-prof`): the agent run from its node entry
- * point (the executable's bundle is the same code) and the appliance with NODE_OPTIONS=--cpu-prof. Summarised as
+ * One full backup with V8's sampling profiler on both sides: the agent run from its node entry point with
+ * `node --cpu-prof` (the executable's bundle is the same code), the appliance through cpu-profile-preload.ts. Summarised as
  * self time per function, so the report can say where a full backup's CPU goes.
  */
+import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ROOT, enrollAgent } from '../lib/cli.js';
@@ -26,14 +27,15 @@ interface CpuProfile {
   nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; hitCount?: number }[];
 }
 
-/** Self time by function, the top `n`, in % of all samples. */
+/** Self time by function, the top `n`, in % of the samples where the process was busy (not idle). */
 export function summarise(profile: CpuProfile, n = 12): ProfileLine[] {
   const byFn = new Map<string, { fn: string; where: string; hits: number }>();
   let total = 0;
   for (const node of profile.nodes) {
     const hits = node.hitCount ?? 0;
-    total += hits;
     const { functionName, url, lineNumber } = node.callFrame;
+    if (functionName === '(idle)') continue;
+    total += hits;
     const where = url ? `${url.replace(/^file:\/\//, '').replace(ROOT, '').replace(/.*node_modules\//, 'node_modules/')}:${lineNumber + 1}` : '';
     const key = `${functionName}@${where}`;
     const entry = byFn.get(key) ?? { fn: functionName || '(anonymous)', where, hits: 0 };
@@ -58,29 +60,36 @@ async function largestProfile(dir: string): Promise<CpuProfile> {
   return JSON.parse(await readFile(path.join(dir, best), 'utf8')) as CpuProfile;
 }
 
+const PRELOAD = path.join(ROOT, 'test/bench/cpu-profile-preload.ts');
+
 export async function profileFullBackup(work: string, image: string): Promise<Profiles> {
   const agentDir = path.join(work, 'agent-prof');
-  const applianceDir = path.join(work, 'appliance-prof');
+  const applianceProfile = path.join(work, 'appliance.cpuprofile');
   await mkdir(agentDir, { recursive: true });
-  await mkdir(applianceDir, { recursive: true });
-  const before = process.env.NODE_OPTIONS;
-  process.env.NODE_OPTIONS = `${before ?? ''} --cpu-prof --cpu-prof-dir=${applianceDir}`.trim();
+  const saved = { NODE_OPTIONS: process.env.NODE_OPTIONS, FERRY_BENCH_CPU_PROFILE: process.env.FERRY_BENCH_CPU_PROFILE };
+  process.env.NODE_OPTIONS = `${saved.NODE_OPTIONS ?? ''} --import tsx --import ${PRELOAD}`.trim();
+  process.env.FERRY_BENCH_CPU_PROFILE = applianceProfile;
   let appliance;
   try {
     appliance = await startBenchAppliance(path.join(work, 'appliance'));
   } finally {
-    if (before === undefined) delete process.env.NODE_OPTIONS;
-    else process.env.NODE_OPTIONS = before;
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
   }
   try {
     const state = path.join(work, 'state');
     await enrollAgent(appliance, state, 'profiled-source');
+    appliance.process.kill('SIGUSR2');
     const m = await measure({
       cmd: process.execPath,
       args: ['--cpu-prof', `--cpu-prof-dir=${agentDir}`, path.join(ROOT, 'agent/bin/ferry-agent.js'), 'backup', '--disk', image, '--state', state, '--json'],
     });
-    await appliance.stop();
-    return { agent: summarise(await largestProfile(agentDir)), appliance: summarise(await largestProfile(applianceDir)), agentCpuSeconds: m.cpuSeconds, wallSeconds: m.wallSeconds };
+    appliance.process.kill('SIGUSR2');
+    for (let i = 0; i < 100 && !existsSync(applianceProfile); i++) await new Promise((r) => setTimeout(r, 100));
+    const applianceSummary = summarise(JSON.parse(await readFile(applianceProfile, 'utf8')) as CpuProfile);
+    return { agent: summarise(await largestProfile(agentDir)), appliance: applianceSummary, agentCpuSeconds: m.cpuSeconds, wallSeconds: m.wallSeconds };
   } finally {
     await appliance.stop();
   }

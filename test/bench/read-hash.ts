@@ -19,7 +19,7 @@ let sink = 0n;
 const started = performance.now();
 try {
   for (let n = 0; n < header.blockCount; n++) {
-    if (index.readUInt8(INDEX_HEADER_BYTES + n * INDEX_ENTRY_BYTES) !== BlockKind.Data) continue;
+    if (index.readUInt8(INDEX_HEADER_BYTES + n * INDEX_ENTRY_BYTES) !== (BlockKind.Data as number)) continue;
     const length = Math.min(header.blockSize, header.diskSize - n * header.blockSize);
     const { bytesRead } = await fh.read(buf, 0, length, n * header.blockSize);
     sink ^= xxh64(buf.subarray(0, bytesRead));

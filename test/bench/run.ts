@@ -17,7 +17,7 @@ import { footprintImage } from './disks.js';
 import { measure } from './measure.js';
 import { profileFullBackup } from './profile.js';
 import { BorgTool, FerryTool, Lz4Tool, PartcloneTool, ResticTool, ddCopy, startBenchAppliance, type Phase, type Tool } from './peers.js';
-import { writeReport, type BlockSizeResult, type Results } from './report.js';
+import { writeReport, type BlockSizeResult, type PhaseName, type Results } from './report.js';
 import { RECIPES, sourceImages } from './source-image.js';
 
 const QUICK = process.env.BENCH_QUICK === '1';
@@ -65,7 +65,7 @@ async function blockSizeStudy(agentBinary: string, base: string, changed: string
     } catch (err) {
       // A block size the product cannot handle is a finding for the report, not a reason to lose the other figures.
       log(`block size ${blockSize} failed: ${(err as Error).message}`);
-      out.push({ blockSize, error: (err as Error).message.split('\n').filter((l) => /ferry-agent:|error [A-Z_]+/.test(l)).join(' ') || (err as Error).message.slice(0, 300) });
+      out.push({ blockSize, error: errorGist((err as Error).message) });
     } finally {
       await ferry.teardown();
       await rm(dir, { recursive: true, force: true });
@@ -93,9 +93,23 @@ async function main(): Promise<void> {
   const readHash: Results['readHash'] = [];
   const orders: string[][] = [];
   const checks: string[] = [];
-  const record = (tool: string, phase: 'full' | 'incr' | 'restore', p: Phase): void => {
-    samples[tool] ??= { full: [], incr: [], restore: [] };
-    samples[tool][phase].push(p);
+  const failures: Results['failures'] = [];
+  /** Runs one step; a failure is recorded for the report and the tool sits out the rest of the run. */
+  const step = async (tool: string, phase: PhaseName, run: number, failed: Set<string>, fn: () => Promise<Phase>): Promise<boolean> => {
+    if (failed.has(tool)) return false;
+    log(`  ${phase}: ${tool}`);
+    try {
+      const p = await fn();
+      samples[tool] ??= { full: [], incr: [], restore: [] };
+      samples[tool][phase].push(p);
+      return true;
+    } catch (err) {
+      const message = (err as Error).message;
+      log(`  ${tool} ${phase} FAILED: ${message}`);
+      failures.push({ tool, phase, run, message: errorGist(message) });
+      failed.add(tool);
+      return false;
+    }
   };
   try {
     const source = path.join(work, 'source.img');
@@ -106,18 +120,15 @@ async function main(): Promise<void> {
       const order = run % 2 === 1 ? rotated.reverse() : rotated;
       orders.push(order.map((t) => t.name));
       log(`run ${run + 1}/${runs}, order ${orders.at(-1)!.join(', ')}`);
+      const failed = new Set<string>();
       await place(images.base, source);
       for (const t of order) {
         await t.setup(path.join(work, `run${run}`, t.name.replace(/\W/g, '_')));
-        log(`  full: ${t.name}`);
-        record(t.name, 'full', await t.full(source));
-        if (t instanceof FerryTool) ferryStats.full.push(t.lastBackup!);
+        if ((await step(t.name, 'full', run, failed, () => t.full(source))) && t instanceof FerryTool) ferryStats.full.push(t.lastBackup!);
       }
       await place(images.changed, source);
       for (const t of order) {
-        log(`  incremental: ${t.name}`);
-        record(t.name, 'incr', await t.incr(source));
-        if (t instanceof FerryTool) {
+        if ((await step(t.name, 'incr', run, failed, () => t.incr(source))) && t instanceof FerryTool) {
           ferryStats.incr.push(t.lastBackup!);
           const m = await measure({ cmd: process.execPath, args: ['--conditions=development', '--import', 'tsx', path.join(ROOT, 'test/bench/read-hash.ts'), source, await t.newestIndex(path.join(work, 'newest.fidx'))] });
           readHash.push(JSON.parse(m.stdout) as { bytes: number; seconds: number });
@@ -125,10 +136,8 @@ async function main(): Promise<void> {
       }
       const restorers: [string, (target: string) => Promise<Phase>][] = [...order.map((t): [string, (x: string) => Promise<Phase>] => [t.name, (x) => t.restore(x)]), ['dd', (x) => ddCopy(source, x)]];
       for (const [name, restore] of run % 2 === 1 ? restorers.reverse() : restorers) {
-        log(`  restore: ${name}`);
         await rm(target, { force: true });
-        record(name, 'restore', await restore(target));
-        if (run === 0) checks.push(await checkRestore(name, source, target));
+        if ((await step(name, 'restore', run, failed, () => restore(target))) && run === 0) checks.push(await checkRestore(name, source, target));
         await rm(target, { force: true });
       }
       for (const t of order) await t.teardown();
@@ -139,10 +148,17 @@ async function main(): Promise<void> {
     let footprint: Results['footprint'];
     const scaling: Results['scaling'] = [];
     try {
-      footprint = await agentFootprint(agentBinary, appliance, fpImage, path.join(work, 'footprint-agent'), 300);
+      footprint = await agentFootprint(agentBinary, appliance, fpImage, path.join(work, 'footprint-agent'), 300).catch((err: Error) => {
+        failures.push({ tool: 'ferry', phase: 'footprint', run: 0, message: errorGist(err.message) });
+        return null;
+      });
       for (const agents of [1, 5, 20]) {
         log(`scaling: ${agents} agents…`);
-        scaling.push(await scalingLevel(agentBinary, appliance, work, agents, QUICK ? 64 : 256, QUICK ? 24 : 160));
+        try {
+          scaling.push(await scalingLevel(agentBinary, appliance, work, agents, QUICK ? 64 : 384, QUICK ? 24 : 192));
+        } catch (err) {
+          failures.push({ tool: 'ferry', phase: `scaling with ${agents} agents`, run: 0, message: errorGist((err as Error).message) });
+        }
         await sh('bash', ['-c', `rm -f ${work}/scale-*.img`]);
       }
     } finally {
@@ -151,7 +167,10 @@ async function main(): Promise<void> {
     const blockSizes = await blockSizeStudy(agentBinary, images.base, images.changed, work);
     log('profile of a full backup (node --cpu-prof)…');
     await place(images.base, source);
-    const profile = await profileFullBackup(path.join(work, 'profile'), source);
+    const profile = await profileFullBackup(path.join(work, 'profile'), source).catch((err: Error) => {
+      failures.push({ tool: 'ferry', phase: 'profile', run: 0, message: errorGist(err.message) });
+      return null;
+    });
 
     const results: Results = {
       quick: QUICK,
@@ -173,6 +192,7 @@ async function main(): Promise<void> {
       scaling,
       blockSizes,
       profile,
+      failures,
     };
     await mkdir(path.dirname(RESULTS), { recursive: true });
     await writeFile(RESULTS, JSON.stringify(results, null, 1));
@@ -181,6 +201,13 @@ async function main(): Promise<void> {
     for (const t of tools) await t.teardown().catch(() => undefined);
     await rm(work, { recursive: true, force: true });
   }
+}
+
+/** The lines of a failed command's error that say what went wrong (a Ferry program's message and code). */
+export function errorGist(message: string): string {
+  const lines = message.split('\n').map((l) => l.trim());
+  const ferry = lines.filter((l) => /^ferry-[a-z]+:|\(error [A-Z_]+\)$/.test(l));
+  return (ferry.length > 0 ? ferry.join(' ') : lines.filter(Boolean).slice(0, 3).join(' ')).slice(0, 400);
 }
 
 /** The first run checks each restore: byte-equal for whole-image tools, a clean fsck for the used-blocks ones. */

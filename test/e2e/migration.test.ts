@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { ROOT, sh } from '../lib/cli.js';
+import { ROOT, sh, TEST_SCRYPT_N, testPassphraseFile } from '../lib/cli.js';
 import { ensureIso, isoKernelInitrd } from '../lib/iso.js';
 import { startVm, type Vm } from '../lib/qemu.js';
 import { ensureDebianSource, LVM_ROOT_MAPPER, LVM_VG, variantFirmware, withSourceRoot, type SourceVariant } from '../fixtures/debian-source.js';
@@ -37,8 +37,11 @@ async function ferryNs(program: 'appliance' | 'agent', args: string[]): Promise<
 }
 
 function startApplianceInNs(dataDir: string): Promise<{ child: ChildProcess; fingerprint: string }> {
-  const child = spawn('ip', inNs([process.execPath, path.join(ROOT, 'appliance/bin/ferry-appliance.js'), 'serve', '--data', dataDir, '--listen', `${APPLIANCE_IP}:8443`, '--log-level', 'warn']), {
+  // Encrypted like every test appliance: initialised (first start) or unlocked with the test passphrase.
+  const serve = ['serve', '--data', dataDir, '--listen', `${APPLIANCE_IP}:8443`, '--log-level', 'warn', '--passphrase-file', testPassphraseFile()];
+  const child = spawn('ip', inNs([process.execPath, path.join(ROOT, 'appliance/bin/ferry-appliance.js'), ...serve]), {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, FERRY_TEST_SCRYPT_N: String(TEST_SCRYPT_N) },
   });
   let out = '';
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));

@@ -228,8 +228,12 @@ describe('the agent in the field: throttles, outages, resume', { timeout: 20 * 6
     const done = await waitAdvancing('the last cycle', (j) => j.state === 'Completed');
     assert.equal(done.pointCount, before + 2);
     assert.equal(await readFile(marks, 'utf8'), 'stopped-services\nstarted-services\n', 'pre ran before, post after the last cycle');
-    const log = t.server.appliance.jobs.logText(job.id);
-    assert.match(log, /agent: running the pre-hook: echo stopped-services/);
-    assert.match(log, /agent: the post-hook succeeded/);
+    // The post-hook's lines arrive after the commit that completed the job.
+    const deadline = Date.now() + 30_000;
+    while (!/agent: the post-hook succeeded/.test(t.server.appliance.jobs.logText(job.id))) {
+      assert.ok(Date.now() < deadline, `the post-hook reaches the job log:\n${t.server.appliance.jobs.logText(job.id)}`);
+      await sleep(200);
+    }
+    assert.match(t.server.appliance.jobs.logText(job.id), /agent: running the pre-hook: echo stopped-services/);
   });
 });

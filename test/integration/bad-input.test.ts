@@ -20,7 +20,8 @@ import {
   type CycleState,
   type Point,
 } from '@ferry/protocol';
-import { enrollAgent, ferry, ferryOk, sh, startAppliance, type RunningAppliance } from '../lib/cli.js';
+import { openStores } from '@ferry/appliance/testing';
+import { enrollAgent, ferry, ferryOk, sh, startAppliance, TEST_PASSPHRASE, type RunningAppliance } from '../lib/cli.js';
 
 const MIB = 1024 * 1024;
 
@@ -177,8 +178,8 @@ describe('bad input is refused with a clear error and stores nothing', { timeout
         encodeEndFrame(3),
       ],
     });
-    const hex = id.toString('hex');
-    await unlink(path.join(appliance.dataDir, 'chunks', hex.slice(0, 2), hex.slice(2, 4), hex));
+    // The appliance is encrypted: the chunk's file is named by its keyed id.
+    await unlink((await openStores(appliance.dataDir, TEST_PASSPHRASE)).chunks.pathOf(id.toString('hex')));
     const stats = { bytesRead: 0, bytesCompared: 0, bytesChanged: 0, bytesSent: 0, seconds: 0 };
     const err = await refused(agent.json(`/api/v1/cycles/${cycle.id}/commit`, { method: 'POST', body: { stats } }), 'CHUNK_MISSING');
     assert.match(err.message, /not committed/);
@@ -257,7 +258,8 @@ describe('bad input is refused with a clear error and stores nothing', { timeout
     const chunksBefore = await chunkFiles(appliance.dataDir);
     const index = await admin.bytes(`/api/v1/points/${last.id}/disks/${last.disks[0]!.diskId}/index`);
     const victim = index.subarray(64 + 16, 64 + 48).toString('hex');
-    const victimFile = chunksBefore.find((f) => f.endsWith(victim));
+    const victimPath = (await openStores(appliance.dataDir, TEST_PASSPHRASE)).chunks.pathOf(victim);
+    const victimFile = chunksBefore.find((f) => f === victimPath);
     assert.ok(victimFile, 'block 0 of the point names a stored chunk');
     await unlink(victimFile);
     const r = await ferry('agent', ['backup', '--disk', image, '--state', path.join(work, 'agent'), '--json']);

@@ -36,6 +36,13 @@ async function occurrences(dir: string, needle: Buffer): Promise<{ count: number
   return { count, files };
 }
 
+/** Points the enrolled agent at the appliance's new address (the test restarts it on another ephemeral port). */
+async function repoint(stateDir: string, url: string): Promise<void> {
+  const file = path.join(stateDir, 'agent.json');
+  const state = JSON.parse(await readFile(file, 'utf8')) as { appliance: string };
+  await writeFile(file, JSON.stringify({ ...state, appliance: url }), { mode: 0o600 });
+}
+
 async function allFileNames(dir: string): Promise<string[]> {
   return (await readdir(dir, { recursive: true })).map((p) => path.basename(p));
 }
@@ -271,5 +278,77 @@ describe('encryption at rest', { timeout: 20 * 60_000 }, () => {
     await ferryOk('restore', ['--appliance', url, '--fingerprint', fingerprint, '--token', appliance.adminToken, '--point', String(pointB.point.id), '--target', target]);
     assert.deepEqual(await withMounted(target, 1, (dir) => treeChecksums(dir), true), filesB);
     await rm(target);
+  });
+
+  test('prepare for transport writes a signed manifest and refuses cycles; the arrival check names a damaged point, and passes once it is whole', async () => {
+    const { url, fingerprint, adminToken: token } = appliance;
+    const cli = (args: string[]) => ferry('appliance', ['transport', ...args, '--url', url, '--fingerprint', fingerprint, '--token', token, '--json']);
+    // Point A is damaged by the test above: delete it, so the preparation starts from intact points.
+    await admin.json(`${API_PREFIX}/points/${pointA.point.id}`, { method: 'DELETE' });
+
+    const prepared = await cli(['prepare']);
+    assert.equal(prepared.code, 0, prepared.stderr + prepared.stdout);
+    const ready = JSON.parse(prepared.stdout) as { phase: string; powerOffSafe: boolean; jobsAllowed: boolean; rootHash: string };
+    assert.equal(ready.phase, 'ready');
+    assert.equal(ready.powerOffSafe, true);
+    assert.equal(ready.jobsAllowed, false);
+    const manifest = JSON.parse(await readFile(path.join(dataDir, 'transport', 'manifest.json'), 'utf8')) as { rootHash: string; points: { id: number }[]; signature: { value: string } };
+    assert.equal(manifest.rootHash, ready.rootHash);
+    assert.match(manifest.rootHash, /^[0-9a-f]{64}$/);
+    assert.match(manifest.signature.value, /^[0-9a-f]{64}$/);
+    assert.deepEqual(manifest.points.map((p) => p.id), [pointB.point.id]);
+    const report = await readFile(path.join(dataDir, 'transport', 'report.txt'), 'utf8');
+    assert.match(report, /ok +CYCLE_2/);
+    assert.match(report, /everything verified/);
+
+    const state = path.join(work, 'agent');
+    await repoint(state, url);
+    const refusedBackup = await ferry('agent', ['backup', '--disk', image, '--state', state, '--json']);
+    assert.notEqual(refusedBackup.code, 0);
+    assert.match(refusedBackup.stderr, /TRANSPORT_UNCHECKED/);
+
+    // Power-off, transport, power-on: still waiting for the arrival check.
+    await appliance.stop();
+    appliance = { ...(await startAppliance(dataDir, { unlock: false })), adminToken: token };
+    await ferryOk('appliance', ['unlock', '--url', appliance.url, '--fingerprint', appliance.fingerprint, '--passphrase-file', testPassphraseFile()]);
+    await repoint(state, appliance.url);
+    const cli2 = (args: string[]) => ferry('appliance', ['transport', ...args, '--url', appliance.url, '--fingerprint', appliance.fingerprint, '--token', token, '--json']);
+    const status = JSON.parse((await cli2(['status'])).stdout) as { phase: string; jobsAllowed: boolean };
+    assert.deepEqual([status.phase, status.jobsAllowed], ['ready', false]);
+
+    // A byte changed in transit in a chunk of point B.
+    const { chunks } = await openStores(dataDir, TEST_PASSPHRASE);
+    admin.close();
+    admin = new ApplianceClient(appliance.url, appliance.fingerprint, token);
+    const p = await admin.json<Point>(`${API_PREFIX}/points/${pointB.point.id}`);
+    const index = BlockIndex.parse(await admin.bytes(`${API_PREFIX}/points/${pointB.point.id}/disks/${p.disks[0]!.diskId}/index`));
+    let n = 0;
+    while (index.kind(n) !== BlockKind.Data) n++;
+    const file = chunks.pathOf(index.chunkIdHex(n));
+    const flip = async (): Promise<void> => {
+      const fh = await open(file, 'r+');
+      const one = Buffer.alloc(1);
+      await fh.read(one, 0, 1, 60);
+      one[0]! ^= 0x80;
+      await fh.write(one, 0, 1, 60);
+      await fh.close();
+    };
+    await flip();
+    const failed = await cli2(['arrival']);
+    assert.equal(failed.code, 1, failed.stderr);
+    const bad = JSON.parse(failed.stdout) as { phase: string; jobsAllowed: boolean; damagedPoints: { id: number }[] };
+    assert.equal(bad.phase, 'failed');
+    assert.equal(bad.jobsAllowed, false);
+    assert.deepEqual(bad.damagedPoints.map((x) => x.id), [pointB.point.id]);
+    assert.match(await readFile(path.join(dataDir, 'transport', 'arrival-report.txt'), 'utf8'), /DAMAGED CYCLE_2/);
+    assert.match((await ferry('agent', ['backup', '--disk', image, '--state', state, '--json'])).stderr, /TRANSPORT_UNCHECKED/);
+
+    await flip(); // the byte put back: the chunk is whole again
+    const passed = await cli2(['arrival']);
+    assert.equal(passed.code, 0, passed.stderr + passed.stdout);
+    const ok = JSON.parse(passed.stdout) as { phase: string; jobsAllowed: boolean; rootHash: string };
+    assert.deepEqual([ok.phase, ok.jobsAllowed, ok.rootHash], ['arrived', true, ready.rootHash]);
+    const after = JSON.parse((await ferryOk('agent', ['backup', '--disk', image, '--state', state, '--json'])).stdout) as BackupJson;
+    assert.equal(after.point.name, 'CYCLE_3');
   });
 });

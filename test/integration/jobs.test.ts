@@ -1,11 +1,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { access, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { access, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { API_PREFIX, BlockIndex, BlockKind, initHashing, type CycleState, type JobActionResult, type JobPoint, type JobProgress, type JobView, type Point } from '@ferry/protocol';
-import { ferryOk } from '../lib/cli.js';
+import { TEST_PASSPHRASE } from '../lib/cli.js';
+import { openStores } from '@ferry/appliance/testing';
 import { restoreEquals, startAgentDaemon, startTestAppliance, watchUi, type AgentDaemon, type TestAppliance } from '../lib/jobs.js';
 
 /*
@@ -43,8 +44,9 @@ async function chunkIdsOf(t: TestAppliance, point: Point): Promise<Set<string>> 
   return ids;
 }
 
-function chunkPath(dataDir: string, id: string): string {
-  return path.join(dataDir, 'chunks', id.slice(0, 2), id.slice(2, 4), id);
+/** The file of a chunk: named by its keyed id, since test appliances are encrypted. */
+async function chunkPath(dataDir: string, id: string): Promise<string> {
+  return (await openStores(dataDir, TEST_PASSPHRASE)).chunks.pathOf(id);
 }
 
 async function body(res: AsyncIterable<unknown>): Promise<Buffer> {
@@ -154,8 +156,8 @@ describe('migration jobs with real agents', { timeout: 15 * 60_000 }, () => {
       const ids3 = await chunkIdsOf(t, p3);
       const onlyDropped = [...ids1].filter((id) => !ids2.has(id) && !ids3.has(id));
       assert.equal(onlyDropped.length, 3, 'the three blocks rewritten after CYCLE_1 were its only own chunks');
-      for (const id of onlyDropped) assert.equal(await exists(chunkPath(t.dataDir, id)), false, `chunk ${id} only CYCLE_1 used is deleted`);
-      for (const id of [...ids2, ...ids3]) assert.ok(await exists(chunkPath(t.dataDir, id)), `chunk ${id} of a kept point stays`);
+      for (const id of onlyDropped) assert.equal(await exists(await chunkPath(t.dataDir, id)), false, `chunk ${id} only CYCLE_1 used is deleted`);
+      for (const id of [...ids2, ...ids3]) assert.ok(await exists(await chunkPath(t.dataDir, id)), `chunk ${id} of a kept point stays`);
 
       // A restore of CYCLE_2 pins it: the next cycle drops CYCLE_3 instead.
       await t.admin.json(`${API_PREFIX}/restores`, { method: 'POST', body: { pointId: p2.id } });

@@ -26,12 +26,16 @@ export interface PendingBlock {
 export class UploadBatch {
   readonly chunks = new Map<string, PendingChunk>();
   readonly blocks: PendingBlock[] = [];
+  /** Read buffers that raw payloads live in, handed back to their pool once the batch is uploaded. */
+  readonly buffers: Buffer[] = [];
   chunkBytes = 0;
 
-  addChunk(hex: string, c: PendingChunk): void {
-    if (this.chunks.has(hex)) return;
+  /** False when the batch already holds that chunk (the caller still owns the payload). */
+  addChunk(hex: string, c: PendingChunk): boolean {
+    if (this.chunks.has(hex)) return false;
     this.chunks.set(hex, c);
     this.chunkBytes += c.payload.length;
+    return true;
   }
 
   get empty(): boolean {

@@ -83,40 +83,108 @@ interface ReadBlock {
   n: number;
   /** The block with bytes outside used extents zeroed, or null when no byte of it is in use. */
   data: Buffer | null;
+  /** The pool buffer `data` lives in, to hand back once the block is done with (null: not from the pool). */
+  pooled: Buffer | null;
   bytesRead: number;
+}
+
+/**
+ * Block-sized read buffers, reused: reading a disk must not leave a megabyte per block to the garbage
+ * collector, which lets tens of them pile up before it runs (the agent's footprint, docs/benchmarks.md).
+ */
+export class BlockBuffers {
+  readonly #free: Buffer[] = [];
+
+  constructor(
+    readonly size: number,
+    /** At most this many idle buffers are kept; more are left to the collector. */
+    readonly keep: number,
+  ) {}
+
+  take(): Buffer {
+    return this.#free.pop() ?? Buffer.allocUnsafe(this.size);
+  }
+
+  give(b: Buffer | null): void {
+    if (b?.length === this.size && this.#free.length < this.keep) this.#free.push(b);
+  }
 }
 
 /**
  * Reads the used bytes of block n. Bytes the filesystem does not use are zeroed before hashing: blocks
  * dedupe and compress better, and deleted data never leaves the source.
  */
-async function readBlock(d: SourceDisk, n: number, blockSize: number, storage: StorageThrottle | undefined, signal: AbortSignal | undefined): Promise<ReadBlock> {
-  const start = n * blockSize;
-  const end = Math.min(start + blockSize, d.disk.size);
+async function readBlock(d: SourceDisk, n: number, pool: BlockBuffers, storage: StorageThrottle | undefined, signal: AbortSignal | undefined): Promise<ReadBlock> {
+  const start = n * pool.size;
+  const end = Math.min(start + pool.size, d.disk.size);
   const extents = d.usage.extentsIn(start, end);
   const first = extents[0];
   const last = extents[extents.length - 1];
-  if (!first || !last) return { n, data: null, bytesRead: 0 };
-  const read = (): Promise<Buffer> => d.disk.read(first.start, last.end - first.start);
-  const span = await (storage ? storage.read(read, signal) : read());
+  if (!first || !last) return { n, data: null, pooled: null, bytesRead: 0 };
+  const base = pool.take();
+  const length = last.end - first.start;
+  const read = (): Promise<Buffer> => d.disk.read(first.start, length, base);
+  let span: Buffer;
+  try {
+    span = await (storage ? storage.read(read, signal) : read());
+  } catch (err) {
+    pool.give(base);
+    throw err;
+  }
+  // A disk may return its own buffer (a snapshot stitches several reads) rather than fill ours.
+  const inBase = span.buffer === base.buffer;
   let data: Buffer;
   if (first.start === start && last.end === end) {
     data = span;
   } else {
-    data = Buffer.alloc(end - start);
-    span.copy(data, first.start - start);
+    data = base.subarray(0, end - start);
+    const at = first.start - start;
+    if (inBase) base.copyWithin(at, span.byteOffset - base.byteOffset, span.byteOffset - base.byteOffset + length);
+    else span.copy(data, at);
+    data.fill(0, 0, at);
+    data.fill(0, last.end - start);
   }
   for (let i = 1; i < extents.length; i++) data.fill(0, extents[i - 1]!.end - start, extents[i]!.start - start);
-  return { n, data, bytesRead: last.end - first.start };
+  const usesBase = data.buffer === base.buffer;
+  if (!usesBase) pool.give(base);
+  return { n, data, pooled: usesBase ? base : null, bytesRead: length };
 }
 
-const ZEROES = Buffer.alloc(16 * 1024 * 1024);
+/**
+ * Where a batch's compressed payloads are copied (the compressor's output is a view into its scratch buffer).
+ * Two arenas take turns, one per batch: the one filling and the one uploading; neither becomes garbage.
+ */
+class PayloadArena {
+  readonly #buf: Buffer;
+  #used = 0;
+
+  constructor(bytes: number) {
+    this.#buf = Buffer.allocUnsafe(bytes);
+  }
+
+  /** A copy of `src` inside the arena, or a fresh copy when the arena is full (a batch past its budget). */
+  copy(src: Buffer): Buffer {
+    if (this.#used + src.length > this.#buf.length) return Buffer.from(src);
+    const view = this.#buf.subarray(this.#used, this.#used + src.length);
+    src.copy(view);
+    this.#used += src.length;
+    return view;
+  }
+
+  reset(): void {
+    this.#used = 0;
+  }
+}
+
+const ZEROES = Buffer.alloc(64 * 1024);
 
 /**
- * Compressed chunk bytes per upload. One batch uploads while the next fills, so twice this is in memory; 8 MiB
- * keeps the agent well under 100 MB RSS (docs/benchmarks.md) and each request still long enough to stream.
+ * Compressed chunk bytes per upload. One batch uploads while the next fills, so twice this (plus a block) is in
+ * memory. Measured on a 4 GiB disk: 16 MiB batches peaked at 150 MiB RSS, 2 MiB at 93 MiB, at the same speed
+ * (docs/benchmarks.md). The next batch's missing-chunks query overlaps the current upload, so small batches
+ * cost no idle round trip for it.
  */
-export const DEFAULT_BATCH_BYTES = 8 * 1024 * 1024;
+export const DEFAULT_BATCH_BYTES = 2 * 1024 * 1024;
 
 function isAllZero(b: Buffer): boolean {
   for (let at = 0; at < b.length; at += ZEROES.length) {
@@ -136,17 +204,22 @@ async function* paced(frames: Iterable<Buffer>, run: Run): AsyncGenerator<Buffer
   }
 }
 
-async function upload(run: Run, batch: UploadBatch): Promise<UploadResponse> {
-  const { client, cycleId, c } = run;
+/** Which of the batch's chunks the appliance lacks (only those are sent). */
+async function missingChunks(run: Run, batch: UploadBatch): Promise<Set<string>> {
   throwIfStopped(run.signal);
   const ids = [...batch.chunks.keys()];
   const missing = new Set<string>();
   for (let i = 0; i < ids.length; i += 4096) {
-    const r = await client.json<MissingChunksResponse>(`${API_PREFIX}/chunks/missing`, { method: 'POST', body: { ids: ids.slice(i, i + 4096) } });
+    const r = await run.client.json<MissingChunksResponse>(`${API_PREFIX}/chunks/missing`, { method: 'POST', body: { ids: ids.slice(i, i + 4096) } });
     for (const id of r.missing) missing.add(id);
   }
-  const r = await client.json<UploadResponse>(`${API_PREFIX}/cycles/${cycleId}/stream`, { method: 'POST', stream: paced(batch.frames(missing), run) });
-  c.bytesStored += r.bytesStored;
+  return missing;
+}
+
+async function upload(run: Run, batch: UploadBatch, missing: Set<string>): Promise<UploadResponse> {
+  throwIfStopped(run.signal);
+  const r = await run.client.json<UploadResponse>(`${API_PREFIX}/cycles/${run.cycleId}/stream`, { method: 'POST', stream: paced(batch.frames(missing), run) });
+  run.c.bytesStored += r.bytesStored;
   return r;
 }
 
@@ -157,16 +230,31 @@ async function backupDisk(run: Run, d: SourceDisk, state: CycleDiskState): Promi
   const compressor = new Compressor();
   const { blockSize, blockCount } = state;
   let batch = new UploadBatch();
+  // A batch is flushed once its payloads reach batchBytes, so one more block always fits.
+  const arenas = [new PayloadArena(batchBytes + blockSize), new PayloadArena(batchBytes + blockSize)];
+  let arena = 0;
   // Held in an object: the flush closure reassigns it, which control-flow narrowing cannot follow.
   const uploading: { inFlight: Promise<UploadResponse> | null } = { inFlight: null };
   const flush = async (): Promise<void> => {
-    if (uploading.inFlight) await uploading.inFlight;
-    if (batch.empty) return;
+    if (batch.empty) {
+      if (uploading.inFlight) await uploading.inFlight;
+      return;
+    }
     const sent = batch;
     batch = new UploadBatch();
+    // The new batch takes the arena of the upload before `sent`, which is over once this flush returns.
+    arena ^= 1;
+    // Asked while the previous batch is still streaming, so a link with a long round trip does not idle between
+    // batches. A chunk that the previous batch is sending right now is then sent twice; the appliance keeps one.
+    const missing = missingChunks(run, sent);
+    missing.catch(() => undefined);
+    if (uploading.inFlight) await uploading.inFlight;
+    arenas[arena]!.reset();
     run.lastBatchHadChunks = sent.chunks.size > 0;
     const expectNext = sent.blocks[sent.blocks.length - 1]!.blockNo + 1;
-    const inFlight = upload(run, sent).then((r) => {
+    const inFlight = missing.then((m) => upload(run, sent, m)).finally(() => {
+      for (const b of sent.buffers) pool.give(b);
+    }).then((r) => {
       const ack = r.disks.find((x) => x.slot === state.slot);
       if (ack?.nextBlock !== expectNext) {
         throw new FerryError('BLOCK_OUT_OF_ORDER', `appliance acknowledged up to block ${ack?.nextBlock} of disk ${d.key}, expected ${expectNext}`);
@@ -178,16 +266,20 @@ async function backupDisk(run: Run, d: SourceDisk, state: CycleDiskState): Promi
     uploading.inFlight = inFlight;
   };
 
+  // As many idle buffers as reads in flight; a raw (incompressible) block's buffer is its payload and comes back
+  // once its batch is uploaded.
+  const pool = new BlockBuffers(blockSize, run.readAhead());
   const reads: Promise<ReadBlock>[] = [];
   let nextRead = state.nextBlock;
   const fill = (): void => {
-    while (reads.length < run.readAhead() && nextRead < blockCount) reads.push(readBlock(d, nextRead++, blockSize, run.throttle?.storage, run.signal));
+    while (reads.length < run.readAhead() && nextRead < blockCount) reads.push(readBlock(d, nextRead++, pool, run.throttle?.storage, run.signal));
   };
   try {
     fill();
     while (reads.length > 0) {
       throwIfStopped(run.signal);
-      const { n, data, bytesRead } = await reads.shift()!;
+      const { n, data, pooled, bytesRead } = await reads.shift()!;
+      let keep = false;
       fill();
       c.bytesRead += bytesRead;
       let kind: BlockKind = BlockKind.Unused;
@@ -203,13 +295,16 @@ async function backupDisk(run: Run, d: SourceDisk, state: CycleDiskState): Promi
           c.bytesChanged += data.length;
           chunkId = chunkIdOf(data);
           const { codec, payload } = compressor.compress(data);
-          // A compressed payload is a view into the compressor's scratch buffer: copy it. A raw one is the block
-          // just read, which nothing else holds: keep it rather than leave a second megabyte to the collector.
-          batch.addChunk(chunkId.toString('hex'), { id: chunkId, codec, rawLength: data.length, payload: codec === Codec.None ? payload : Buffer.from(payload) });
+          // A compressed payload is a view into the compressor's scratch buffer: copy it into the batch's arena. A
+          // raw one is the block just read, which nothing else holds: keep it (its buffer returns to the pool).
+          const added = batch.addChunk(chunkId.toString('hex'), { id: chunkId, codec, rawLength: data.length, payload: codec === Codec.None ? payload : arenas[arena]!.copy(payload) });
+          keep = added && codec === Codec.None;
+          if (keep && pooled) batch.buffers.push(pooled);
         }
       } else if (data) {
         kind = BlockKind.Zero;
       }
+      if (!keep) pool.give(pooled);
       batch.blocks.push({ disk: state.slot, blockNo: n, kind, xxh64: hash, chunkId });
       if (batch.chunkBytes >= batchBytes || batch.blocks.length >= MAX_BATCH_BLOCKS || batch.chunks.size >= MAX_BATCH_CHUNKS) await flush();
       reporter?.block(state.slot, n, bytesRead);

@@ -8,8 +8,11 @@ export interface Disk {
   size: number;
   /** Logical sector size: the unit of partition-table LBAs. */
   sectorSize: number;
-  /** Reads exactly `length` bytes at `offset`; throws if that runs past the end. */
-  read(offset: number, length: number): Promise<Buffer>;
+  /**
+   * Reads exactly `length` bytes at `offset`; throws if that runs past the end. With `into` (at least `length`
+   * bytes) an implementation may fill it and return a view of it instead of allocating.
+   */
+  read(offset: number, length: number, into?: Buffer): Promise<Buffer>;
   close(): Promise<void>;
 }
 
@@ -54,11 +57,11 @@ export async function openDisk(path: string): Promise<Disk> {
     path,
     size,
     sectorSize,
-    async read(offset: number, length: number): Promise<Buffer> {
+    async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
       if (offset < 0 || length < 0 || offset + length > size) {
         throw new Error(`read of ${length} bytes at offset ${offset} is outside ${path} (${size} bytes)`);
       }
-      const buf = Buffer.allocUnsafe(length);
+      const buf = into && into.length >= length ? into.subarray(0, length) : Buffer.allocUnsafe(length);
       let done = 0;
       // A failing or shrinking disk is the environment, not a bug: say which disk and where.
       while (done < length) {

@@ -13,6 +13,7 @@ import { pointRoutes } from '../points/routes.js';
 import { jobRoutes } from '../jobs/routes.js';
 import { restoreRoutes, restoreSessionRoutes } from '../restores/routes.js';
 import { storageRoutes } from '../storage/routes.js';
+import { transportRoutes } from '../transport/routes.js';
 import { agentInstallRoutes, downloadRoutes } from '../downloads/routes.js';
 import { openApiDocument } from './openapi.js';
 import { errorHandler, json } from './reply.js';
@@ -47,6 +48,7 @@ export function createApp(a: Appliance, log: Logger, opts: AppOptions): Express 
   api.use(jobRoutes(a.jobs));
   api.use(restoreRoutes(a.restores));
   api.use(storageRoutes(a.gc));
+  api.use(transportRoutes(a.transport));
   api.use(uiRoutes(a.ui));
   api.use(agentInstallRoutes(a.downloads, a.auth));
   api.use(() => {

@@ -1,3 +1,6 @@
+import { PassphraseRequestSchema } from '../keys/routes.js';
+import { ArrivalRequestSchema } from '../transport/routes.js';
+import type { TransportStatus } from '../transport/service.js';
 import { z } from 'zod';
 import {
   AGENT_NAMESPACE,
@@ -178,6 +181,9 @@ const REQUESTS = {
   CreateUserRequest: CreateUserRequestSchema,
   SetPasswordRequest: SetPasswordRequestSchema,
   SettingsRequest: SettingsRequestSchema,
+  // Unlock and initialise (appliance/src/keys/routes.ts), transport (appliance/src/transport/routes.ts).
+  PassphraseRequest: PassphraseRequestSchema,
+  ArrivalRequest: ArrivalRequestSchema,
 } satisfies Record<string, z.ZodType>;
 type RequestName = keyof typeof REQUESTS;
 
@@ -278,7 +284,23 @@ const RESPONSES = {
   Throttle: fromZod(ThrottleSchema, 'output'),
   Hooks: fromZod(HooksSchema, 'output'),
   DiskInfo: fromZod(DiskInfoSchema),
-  Health: object<{ status: 'ok'; version: string }>('The appliance answers.', { status: { const: 'ok' }, version: str() }),
+  Health: object<{ status: 'ok' | 'locked' | 'uninitialised'; version: string }>('The appliance answers. `locked`: encrypted, passphrase not given since start (POST /unlock); `uninitialised`: no passphrase set yet (POST /initialize); `ok`: serving.', {
+    status: oneOfValues(['ok', 'locked', 'uninitialised']),
+    version: str(),
+  }),
+  LockStatus: object<{ status: 'unlocked' | 'locked' | 'uninitialised' }>('The lock state after the call.', { status: oneOfValues(['unlocked', 'locked', 'uninitialised']) }),
+  TransportStatus: object<TransportStatus>('Prepare for transport / arrival check: where it stands.', {
+    phase: oneOfValues(['idle', 'preparing', 'ready', 'arriving', 'arrived', 'failed']),
+    powerOffSafe: bool('The manifest is written: the appliance can be powered off.'),
+    jobsAllowed: bool('Jobs may resume and cycles run (false from prepare until the arrival check passed).'),
+    message: str('What is happening or what to do, for the engineer.'),
+    startedAt: nullable(time()),
+    finishedAt: nullable(time()),
+    pausedJobs: array(id(), 'Jobs the preparation paused; resume them after arrival.'),
+    rootHash: nullable(str('SHA-256 over every point index file and every chunk storage key (hex).')),
+    damagedPoints: array(object<TransportStatus['damagedPoints'][number]>('A damaged point.', { id: id(), name: str(), problems: array(str()) })),
+    mismatches: array(str(), 'What the arrival check found different from the manifest.'),
+  }),
   ApplianceInfo: object<{ fingerprint: string; version: string }>('The appliance itself.', {
     fingerprint: str('SHA-256 fingerprint of the TLS certificate, "SHA256:AB:CD:…"; clients pin it.'),
     version: str(),
@@ -579,7 +601,56 @@ const ACTION = (action: string, summary: string, description: string, errors: Ht
 
 export const ROUTES: readonly Route[] = [
   // system
-  { method: 'get', path: '/health', operationId: 'health', tag: 'system', summary: 'Is the appliance up', credential: 'none', reply: { data: ref('Health') }, errors: [] },
+  { method: 'get', path: '/health', operationId: 'health', tag: 'system', summary: 'Is the appliance up, locked or uninitialised', credential: 'none', reply: { data: ref('Health') }, errors: [] },
+  {
+    method: 'post',
+    path: '/unlock',
+    operationId: 'unlock',
+    tag: 'system',
+    summary: 'Unlock an encrypted appliance with its passphrase (after every start)',
+    description:
+      'Until unlocked, every other route answers 503 APPLIANCE_LOCKED and socket.io connections are refused. Five wrong passphrases in a row make each further try wait (1 s, doubling, at most 5 minutes). Answers at once when already unlocked.',
+    credential: 'none',
+    body: { json: 'PassphraseRequest' },
+    reply: { data: ref('LockStatus') },
+    errors: ['PASSPHRASE_WRONG', 'UNLOCK_THROTTLED', 'APPLIANCE_LOCKED', 'KEYRING_INVALID'],
+  },
+  {
+    method: 'post',
+    path: '/initialize',
+    operationId: 'initialize',
+    tag: 'system',
+    summary: 'Set the passphrase of a new appliance: creates its keyring, encrypts everything from then on, unlocks it',
+    description: 'Only while the health check says `uninitialised`. The passphrase needs at least 12 characters; it cannot be recovered.',
+    credential: 'none',
+    body: { json: 'PassphraseRequest' },
+    reply: { data: ref('LockStatus') },
+    errors: ['PASSPHRASE_WEAK', 'APPLIANCE_INITIALISED'],
+  },
+  { method: 'get', path: '/transport', operationId: 'transportStatus', tag: 'storage', summary: 'Where prepare-for-transport or the arrival check stands; says when the box can be powered off', credential: 'admin', reply: { data: ref('TransportStatus') }, errors: [] },
+  {
+    method: 'post',
+    path: '/transport/prepare',
+    operationId: 'prepareTransport',
+    tag: 'storage',
+    summary: 'Prepare for transport: pause every live job, wait for uploads to stop, verify everything, write the signed manifest and report.txt',
+    description: 'Runs in the background; poll GET /transport until `powerOffSafe`. From now on resume, sync-now, retry and new cycles answer TRANSPORT_UNCHECKED until the arrival check passes.',
+    credential: 'admin',
+    reply: { data: ref('TransportStatus') },
+    errors: ['TRANSPORT_BUSY'],
+  },
+  {
+    method: 'post',
+    path: '/transport/arrival',
+    operationId: 'arrivalCheck',
+    tag: 'storage',
+    summary: 'Arrival check: re-verify every chunk and the root hash against the manifest, report damage by point',
+    description: 'Runs in the background; poll GET /transport. Passed (phase `arrived`): jobs may be resumed. Failed: jobs stay refused unless `acceptDamage` is sent.',
+    credential: 'admin',
+    body: { json: 'ArrivalRequest' },
+    reply: { data: ref('TransportStatus') },
+    errors: ['MANIFEST_INVALID', 'TRANSPORT_BUSY'],
+  },
   {
     method: 'get',
     path: '/openapi.json',

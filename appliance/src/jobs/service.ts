@@ -414,8 +414,9 @@ export class JobService {
 
   /** A line the agent logged about its cycle (snapshot or live read, exclusions, hooks). */
   cycleLog(sourceId: number, report: CycleLogReport): void {
-    const job = this.repo.liveForSource(sourceId);
-    if (job?.id !== report.jobId) return;
+    // Also for a job that just ended: the post-hook of the last cycle runs after its commit.
+    const job = this.repo.get(report.jobId);
+    if (job?.source_id !== sourceId) return;
     this.#log(job.id, report.level, `agent: ${report.message}`);
   }
 

@@ -5,7 +5,7 @@ import { API_PREFIX, FerryError } from '@ferry/protocol';
 import { json, parse } from '../http/reply.js';
 import type { ApplianceLock } from './lock.js';
 
-const PassphraseBody = z.strictObject({ passphrase: z.string().max(1024) });
+export const PassphraseRequestSchema = z.strictObject({ passphrase: z.string().max(1024) });
 
 /**
  * What the appliance serves before it is unlocked: the health check (saying `locked` or `uninitialised`),
@@ -26,27 +26,29 @@ export function lockRoutes(lock: ApplianceLock, version: string): Router {
   api.post(
     '/unlock',
     json(async (req) => {
-      await lock.unlock(parse(PassphraseBody, req.body).passphrase, req.socket.remoteAddress ?? 'unknown');
+      await lock.unlock(parse(PassphraseRequestSchema, req.body).passphrase, req.socket.remoteAddress ?? 'unknown');
       return { status: lock.state };
     }),
   );
   api.post(
     '/initialize',
     json(async (req) => {
-      await lock.initialize(parse(PassphraseBody, req.body).passphrase, req.socket.remoteAddress ?? 'unknown');
+      await lock.initialize(parse(PassphraseRequestSchema, req.body).passphrase, req.socket.remoteAddress ?? 'unknown');
       return { status: lock.state };
     }),
   );
   r.use(API_PREFIX, api);
-  r.get(['/', '/index.html', '/unlock'], (req, res, next) => {
-    if (lock.state === 'unlocked') {
-      next();
-      return;
-    }
-    res.setHeader('Content-Security-Policy', `default-src 'none'; script-src '${PAGE_SCRIPT_HASH}'; style-src 'unsafe-inline'; connect-src 'self'; form-action 'none'; frame-ancestors 'none'`);
-    res.setHeader('Cache-Control', 'no-store');
-    res.type('html').send(unlockPage(lock.state, version));
-  });
+  for (const page of ['/', '/index.html', '/unlock']) {
+    r.get(page, (_req, res, next) => {
+      if (lock.state === 'unlocked') {
+        next();
+        return;
+      }
+      res.setHeader('Content-Security-Policy', `default-src 'none'; script-src '${PAGE_SCRIPT_HASH}'; style-src 'unsafe-inline'; connect-src 'self'; form-action 'none'; frame-ancestors 'none'`);
+      res.setHeader('Cache-Control', 'no-store');
+      res.type('html').send(unlockPage(lock.state, version));
+    });
+  }
   r.use((_req, _res, next) => {
     if (lock.state === 'unlocked') {
       next();

@@ -14,6 +14,8 @@ const REMOTE_PID_FILE = `${REMOTE_DIR}/passive.pid`;
 /** How long the agent gets to stop its cycle when the appliance ends the session (it keeps acknowledged blocks). */
 const STOP_GRACE_MS = 25_000;
 const STDERR_TAIL = 20;
+/** A small young generation keeps the agent's footprint down (docs/benchmarks.md, agent footprint). */
+const AGENT_NODE_OPTIONS = 'NODE_OPTIONS=--max-semi-space-size=1';
 
 /** How the local end of the tunnel reaches this appliance's HTTPS listener, and the certificate to pin. */
 export interface ApplianceEndpoint {
@@ -209,7 +211,8 @@ export class PassiveDriver {
       enrolledAt: new Date().toISOString(),
     };
     const disks = row.disks ? (JSON.parse(row.disks) as string[]).flatMap((d) => ['--disk', shellQuote(d)]) : [];
-    const command = [`${sudo}${REMOTE_AGENT}`, 'passive', '--pid-file', REMOTE_PID_FILE, ...disks].join(' ');
+    // The same runtime setting as the systemd unit of an active agent (agent/systemd/ferry-agent.service).
+    const command = [`${sudo}env`, AGENT_NODE_OPTIONS, REMOTE_AGENT, 'passive', '--pid-file', REMOTE_PID_FILE, ...disks].join(' ');
     const connection = session.ssh.connection;
     if (!connection) return Promise.resolve();
     const log = this.deps.log.child({ sourceId: row.source_id, agent: 'passive' });
