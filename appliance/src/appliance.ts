@@ -31,6 +31,9 @@ import type { Config } from './config.js';
 import { CatalogSecrets, type DataKeys } from './keys/data-keys.js';
 import { storeKeys } from './keys/keyring.js';
 import { TransportService } from './transport/service.js';
+import { SessionSockets } from './auth/session-sockets.js';
+import { AuditLog } from './audit/service.js';
+import { AuditRepository } from './audit/repository.js';
 
 /** Everything under one data directory, so the box can be switched off anywhere and shipped. */
 export function dataPaths(dataDir: string) {
@@ -67,6 +70,10 @@ export interface Appliance {
   passive: PassiveService;
   /** Prepare for transport and the arrival check; its gate refuses job work until the arrival check passed. */
   transport: TransportService;
+  /** Open /ui socket.io connections by web UI session (closed when the session ends). */
+  sessionSockets: SessionSockets;
+  /** Who did what, when, from where, with what outcome (every state-changing request). */
+  audit: AuditLog;
   /** Starts garbage collection in the background (logged); for callers that must not wait for it. */
   collectGarbage(reason: string): void;
   close(): void;
@@ -121,7 +128,9 @@ export function buildAppliance(config: Config, log: Logger, opts: BuildOptions =
   const cycles = new CycleService(cycleRepo, sources, chunks, indexes, config.blockSize, log, jobs, guard);
   const restores = new RestoreService(new RestoreRepository(db), points, uiEvents, clock, log);
   const gc = new GcService(new GcRepository(db), chunks, indexes, guard, log);
+  const sessionSockets = new SessionSockets();
   const ui = buildUiServices({
+    sessionsEnded: (ids) => sessionSockets.end(ids),
     db,
     dataDir: config.dataDir,
     jobs: () => jobs.list(),
@@ -162,6 +171,8 @@ export function buildAppliance(config: Config, log: Logger, opts: BuildOptions =
     downloads,
     passive,
     collectGarbage,
+    sessionSockets,
+    audit: new AuditLog(new AuditRepository(db), log),
     close: () => db.close(),
   };
 }

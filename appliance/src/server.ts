@@ -73,7 +73,8 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
   server.keepAliveTimeout = 30_000;
 
   // No CORS: the web UI is served from this origin, and agents are not browsers.
-  const io = new Server(server, { path: SOCKET_PATH, serveClient: false, pingInterval: 10_000, pingTimeout: 10_000 });
+  // maxHttpBufferSize: a bigger socket.io frame closes the connection (no event is that large; data goes over HTTPS).
+  const io = new Server(server, { path: SOCKET_PATH, serveClient: false, pingInterval: 10_000, pingTimeout: 10_000, maxHttpBufferSize: 1_000_000 });
   const agentNs = io.of(AGENT_NAMESPACE) as AgentNamespace;
   const uiNs = io.of(UI_NAMESPACE) as UiNamespace;
   // Registered first, so it runs before each namespace's own credential check.
@@ -92,13 +93,15 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
     const a = buildAppliance(config, log, { ...(opts.clock ? { clock: opts.clock } : {}), ...(opts.passive ? { passive: opts.passive } : {}), keys });
     app = createApp(a, log, { fingerprint: tls.fingerprint, version: opts.version, webRoot: opts.webRoot });
     agentSocket(agentNs, a.auth, a.agents, a.jobs, log);
-    uiSocket(uiNs, a.auth, a.jobs, log);
+    uiSocket(uiNs, a.auth, a.jobs, a.sessionSockets, log);
     a.uiEvents.attach(uiNs);
     // Passive sources' agents reach this listener through their SSH tunnels.
     const loopback = config.listenHost === '0.0.0.0' ? '127.0.0.1' : config.listenHost === '::' ? '::1' : config.listenHost;
     a.passive.start({ host: loopback, port, fingerprint: tls.fingerprint });
     timer = setInterval(() => {
       a.jobs.tick().catch((err: unknown) => log.error({ err }, 'scheduler tick failed'));
+      // Sessions that timed out while a socket was open lose it (checked every 30 s).
+      a.sessionSockets.sweep((id) => a.ui.users.alive(id));
     }, TICK_MS);
     timer.unref();
     appliance = a;

@@ -23,7 +23,7 @@ export function barChart(groups: Group[], opts: { title: string; unit: string })
   const series = [...new Set(groups.flatMap((g) => g.bars.map((b) => b.series)))];
   const barH = 14;
   const gap = 10;
-  const left = 120;
+  const left = 160;
   const width = 760;
   const plotW = width - left - 40;
   const top = 56;
@@ -35,10 +35,10 @@ export function barChart(groups: Group[], opts: { title: string; unit: string })
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
     `<rect width="${width}" height="${height}" fill="#fff"/>`,
-    `<text x="${left}" y="20" font-size="13" font-weight="bold">${esc(opts.title)}</text>`,
+    `<text x="10" y="20" font-size="13" font-weight="bold">${esc(opts.title)}</text>`,
   ];
   series.forEach((s, i) => {
-    parts.push(`<rect x="${left + i * 110}" y="32" width="12" height="12" fill="${COLORS[i % COLORS.length]}"/>`, `<text x="${left + i * 110 + 16}" y="42">${esc(s)}</text>`);
+    parts.push(`<rect x="${left + i * 130}" y="32" width="12" height="12" fill="${COLORS[i % COLORS.length]}"/>`, `<text x="${left + i * 130 + 16}" y="42">${esc(s)}</text>`);
   });
   for (let t = 0; t <= 5; t++) {
     const v = (xMax * t) / 5;
@@ -50,8 +50,12 @@ export function barChart(groups: Group[], opts: { title: string; unit: string })
     parts.push(`<text x="${left - 8}" y="${y0 + (series.length * barH) / 2 + 4}" text-anchor="end">${esc(g.label)}</text>`);
     series.forEach((s, si) => {
       const b = g.bars.find((bar) => bar.series === s);
-      if (!b || !Number.isFinite(b.value)) return;
       const y = y0 + si * barH;
+      if (!b) return;
+      if (!Number.isFinite(b.value)) {
+        parts.push(`<text x="${left + 4}" y="${y + barH - 3}" font-size="10" fill="#a00">${esc(s)}: failed</text>`);
+        return;
+      }
       parts.push(`<rect x="${left}" y="${y + 1}" width="${x(b.value) - left}" height="${barH - 3}" fill="${COLORS[si % COLORS.length]}"/>`);
       if (Number.isFinite(b.min) && Number.isFinite(b.max) && b.max > b.min) {
         const cy = y + barH / 2;

@@ -13,6 +13,7 @@ import { ROOT, sh } from '../lib/cli.js';
 import { ensureAgentBinary } from '../lib/agent-binary.js';
 import { fsckClean } from '../lib/disk-image.js';
 import { agentFootprint, scalingLevel } from './agents.js';
+import { modelIncremental, trimmedCopy, type ModelResult } from './block-model.js';
 import { footprintImage } from './disks.js';
 import { measure } from './measure.js';
 import { profileFullBackup } from './profile.js';
@@ -45,9 +46,11 @@ async function versions(): Promise<Record<string, string>> {
   };
 }
 
+const BLOCK_SIZES = [65536, 262144, 1048576, 4194304];
+
 async function blockSizeStudy(agentBinary: string, base: string, changed: string, work: string): Promise<BlockSizeResult[]> {
   const out: BlockSizeResult[] = [];
-  for (const blockSize of [65536, 262144, 1048576, 4194304]) {
+  for (const blockSize of BLOCK_SIZES) {
     log(`block-size study: ${blockSize / 1024} KiB…`);
     const dir = path.join(work, `bs-${blockSize}`);
     await mkdir(dir, { recursive: true });
@@ -165,6 +168,14 @@ async function main(): Promise<void> {
       await appliance.stop();
     }
     const blockSizes = await blockSizeStudy(agentBinary, images.base, images.changed, work);
+    log('block-size model…');
+    const [trimmedBase, trimmedChanged] = [path.join(work, 'model-base.img'), path.join(work, 'model-changed.img')];
+    await trimmedCopy(images.base, trimmedBase);
+    await trimmedCopy(images.changed, trimmedChanged);
+    const blockModel: ModelResult[] = [];
+    for (const size of BLOCK_SIZES) blockModel.push(await modelIncremental(trimmedBase, trimmedChanged, size));
+    await rm(trimmedBase);
+    await rm(trimmedChanged);
     log('profile of a full backup (node --cpu-prof)…');
     await place(images.base, source);
     const profile = await profileFullBackup(path.join(work, 'profile'), source).catch((err: Error) => {
@@ -191,6 +202,7 @@ async function main(): Promise<void> {
       footprint,
       scaling,
       blockSizes,
+      blockModel,
       profile,
       failures,
     };

@@ -4,8 +4,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import os from 'node:os';
-import { CHUNK_HEADER_BYTES, decodeChunkHeader, decompressInto, initHashing } from '@ferry/protocol';
-import { enrollAgent, ferryOk, sh, startAppliance, type RunningAppliance } from '../lib/cli.js';
+import { decompressInto, initHashing } from '@ferry/protocol';
+import { openStores } from '@ferry/appliance/testing';
+import { enrollAgent, ferryOk, sh, startAppliance, TEST_PASSPHRASE, type RunningAppliance } from '../lib/cli.js';
 import { textBlob, type BackupJson } from '../lib/fixture-data.js';
 import { attach, detach, treeChecksums } from '../lib/disk-image.js';
 
@@ -118,14 +119,13 @@ async function window<T>(file: string, offset: number, size: number, fn: (dev: s
   }
 }
 
-/** How many stored chunks contain `needle` (decompressed). */
+/** How many stored chunks contain `needle` (decrypted and decompressed, through the appliance's own store). */
 async function chunksContaining(dataDir: string, needle: Buffer): Promise<number> {
-  const found = await sh('find', [path.join(dataDir, 'chunks'), '-type', 'f', '-name', '[0-9a-f]*']);
+  const { chunks } = await openStores(dataDir, TEST_PASSPHRASE);
   let hits = 0;
-  for (const file of found.split('\n').filter(Boolean)) {
-    const bytes = await readFile(file);
-    const h = decodeChunkHeader(bytes);
-    if (decompressInto(h.codec, bytes.subarray(CHUNK_HEADER_BYTES), Buffer.alloc(h.rawLength)).includes(needle)) hits++;
+  for await (const key of chunks.keys()) {
+    const { header, payload } = await chunks.readRawByKey(key);
+    if (decompressInto(header.codec, payload, Buffer.alloc(header.rawLength)).includes(needle)) hits++;
   }
   return hits;
 }

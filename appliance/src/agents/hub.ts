@@ -1,3 +1,4 @@
+import type { Socket as NetSocket } from 'node:net';
 import type { Socket } from 'socket.io';
 import {
   FerryError,
@@ -22,6 +23,8 @@ export type AgentSocket = Socket<AgentToServerEvents, ServerToAgentEvents, Recor
 export class AgentHub implements AgentLink {
   readonly #sockets = new Map<number, AgentSocket>();
   readonly #offlineSince = new Map<number, number>();
+  /** Connections carrying an agent's REST requests right now (uploads can run for minutes), by source. */
+  readonly #requests = new Map<number, Set<NetSocket>>();
   readonly #startedAt: number;
 
   constructor(
@@ -47,9 +50,23 @@ export class AgentHub implements AgentLink {
     return true;
   }
 
-  /** Cuts a source's agent off (its credential was revoked, or the appliance stops). */
+  /** Cuts a source's agent off (its credential was revoked, or the appliance stops): control channel and requests in flight. */
   disconnect(sourceId: number): void {
     this.#sockets.get(sourceId)?.disconnect(true);
+    for (const conn of this.#requests.get(sourceId) ?? []) conn.destroy();
+    this.#requests.delete(sourceId);
+  }
+
+  /** Remembers the connection of an authenticated agent request until it closes, so disconnect() can cut it. */
+  trackRequest(sourceId: number, conn: NetSocket): void {
+    let set = this.#requests.get(sourceId);
+    if (!set) this.#requests.set(sourceId, (set = new Set()));
+    if (set.has(conn)) return;
+    set.add(conn);
+    conn.once('close', () => {
+      set.delete(conn);
+      if (set.size === 0 && this.#requests.get(sourceId) === set) this.#requests.delete(sourceId);
+    });
   }
 
   online(sourceId: number): boolean {

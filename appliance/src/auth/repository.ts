@@ -11,6 +11,8 @@ export interface EnrollTokenRow {
   secret_hash: Buffer;
   expires_at: string;
   used_at: string | null;
+  /** Set for a re-enrollment token: the agent it enrolls takes over this source instead of creating one. */
+  source_id: number | null;
 }
 export interface AgentRow {
   id: number;
@@ -31,13 +33,25 @@ export class AuthRepository {
     return this.db.prepare('SELECT id, secret_hash, revoked_at FROM api_tokens WHERE id = ?').get(id) as TokenRow | undefined;
   }
 
-  createEnrollToken(secretHash: Buffer, expiresAt: string): number {
-    const r = this.db.prepare('INSERT INTO enroll_tokens (secret_hash, created_at, expires_at) VALUES (?, ?, ?)').run(secretHash, now(), expiresAt);
+  createEnrollToken(secretHash: Buffer, expiresAt: string, sourceId: number | null = null): number {
+    const r = this.db.prepare('INSERT INTO enroll_tokens (secret_hash, created_at, expires_at, source_id) VALUES (?, ?, ?, ?)').run(secretHash, now(), expiresAt, sourceId);
     return Number(r.lastInsertRowid);
   }
 
   enrollToken(id: number): EnrollTokenRow | undefined {
-    return this.db.prepare('SELECT id, secret_hash, expires_at, used_at FROM enroll_tokens WHERE id = ?').get(id) as EnrollTokenRow | undefined;
+    return this.db.prepare('SELECT id, secret_hash, expires_at, used_at, source_id FROM enroll_tokens WHERE id = ?').get(id) as EnrollTokenRow | undefined;
+  }
+
+  /** Revokes every live credential of a source's agents; returns how many were live. */
+  revokeAgentsOf(sourceId: number): number {
+    return this.db.prepare('UPDATE agents SET revoked_at = ? WHERE source_id = ? AND revoked_at IS NULL').run(now(), sourceId).changes;
+  }
+
+  /** The source's agent credentials: how many were issued, how many are still live. */
+  agentCredentials(sourceId: number): { issued: number; live: number } {
+    return this.db
+      .prepare('SELECT COUNT(*) AS issued, COALESCE(SUM(revoked_at IS NULL), 0) AS live FROM agents WHERE source_id = ?')
+      .get(sourceId) as { issued: number; live: number };
   }
 
   /** Marks the token used only if it still was unused: two racing enrollments cannot both win. */

@@ -3,11 +3,12 @@ import type { EnrollRequest, EnrollResponse } from '@ferry/protocol';
 import type { AuthRepository } from './repository.js';
 import type { SourceRepository } from '../sources/repository.js';
 import { formatToken, hashSecret, newSecret, parseToken, secretMatches } from './secrets.js';
+import type { Role } from './roles.js';
 
 export type Principal =
-  | { kind: 'admin'; tokenId: number }
-  /** A person logged in to the web UI (session cookie). */
-  | { kind: 'admin'; userId: number; sessionId: number }
+  | { kind: 'admin'; tokenId: number; role: 'admin' }
+  /** A person logged in to the web UI (session cookie); what they may do depends on their role. */
+  | { kind: 'admin'; userId: number; sessionId: number; role: Role; username: string }
   | { kind: 'agent'; agentId: number; sourceId: number }
   | { kind: 'restore'; restoreId: number; pointId: number };
 
@@ -15,7 +16,7 @@ export type Principal =
 export type RestoreSessions = (restoreId: number) => { pointId: number; sessionHash: Buffer } | null;
 
 /** Looks up a web UI session (the browser's cookie): valid and not expired, or null. */
-export type BrowserSessions = (sessionId: number, secret: string) => { userId: number; sessionId: number } | null;
+export type BrowserSessions = (sessionId: number, secret: string) => { userId: number; sessionId: number; role: Role; username: string } | null;
 
 /** How often an agent request may update its source's last_seen (a durable SQLite write). */
 const TOUCH_INTERVAL_MS = 30_000;
@@ -37,11 +38,23 @@ export class AuthService {
     return formatToken('admin', id, secret);
   }
 
-  createEnrollToken(ttlHours = this.enrollTtlHours): { token: string; expiresAt: string } {
+  /** With `sourceId`, a re-enrollment token: the agent that uses it becomes that source's agent (its old credentials are revoked). */
+  createEnrollToken(ttlHours = this.enrollTtlHours, sourceId: number | null = null): { token: string; expiresAt: string } {
+    if (sourceId !== null && !this.sources.exists(sourceId)) throw new FerryError('SOURCE_NOT_FOUND', `source ${sourceId} does not exist`);
     const secret = newSecret();
     const expiresAt = new Date(Date.now() + ttlHours * 3600_000).toISOString();
-    const id = this.repo.createEnrollToken(hashSecret(secret), expiresAt);
+    const id = this.repo.createEnrollToken(hashSecret(secret), expiresAt, sourceId);
     return { token: formatToken('enroll', id, secret), expiresAt };
+  }
+
+  /** Revokes the source's agent credentials; the caller cuts its open connections. Returns how many were live. */
+  revokeAgents(sourceId: number): number {
+    if (!this.sources.exists(sourceId)) throw new FerryError('SOURCE_NOT_FOUND', `source ${sourceId} does not exist`);
+    return this.repo.revokeAgentsOf(sourceId);
+  }
+
+  agentCredentials(sourceId: number): { issued: number; live: number } {
+    return this.repo.agentCredentials(sourceId);
   }
 
   /** Exchanges a one-time enrollment token for a new source and that source's own agent credential. */
@@ -55,7 +68,14 @@ export class AuthService {
     if (Date.parse(row.expires_at) < Date.now()) throw new FerryError('ENROLL_TOKEN_EXPIRED', `the enrollment token expired at ${row.expires_at}`);
     const secret = newSecret();
     return this.repo.transaction(() => {
-      const sourceId = this.sources.create(req.hostname, req.os ?? null);
+      let sourceId: number;
+      if (row.source_id !== null) {
+        sourceId = row.source_id;
+        // Re-enrollment: one live credential per source, the new one.
+        this.repo.revokeAgentsOf(sourceId);
+      } else {
+        sourceId = this.sources.create(req.hostname, req.os ?? null);
+      }
       const agentId = this.repo.createAgent(sourceId, hashSecret(secret));
       if (!this.repo.consumeEnrollToken(row.id, agentId)) {
         throw new FerryError('ENROLL_TOKEN_USED', 'the enrollment token was used by another agent at the same moment');
@@ -82,7 +102,7 @@ export class AuthService {
     const parsed = parseToken(cookie);
     const s = parsed?.kind === 'session' ? this.browserSessions(parsed.id, parsed.secret) : null;
     if (!s) throw new FerryError('AUTH_INVALID', 'the web UI session has expired or was ended: log in again');
-    return { kind: 'admin', userId: s.userId, sessionId: s.sessionId };
+    return { kind: 'admin', userId: s.userId, sessionId: s.sessionId, role: s.role, username: s.username };
   }
 
   authenticate(header: string | undefined): Principal {
@@ -91,7 +111,7 @@ export class AuthService {
     const parsed = m ? parseToken(m[1]!) : null;
     if (parsed?.kind === 'admin') {
       const row = this.repo.apiToken(parsed.id);
-      if (row && !row.revoked_at && secretMatches(parsed.secret, row.secret_hash)) return { kind: 'admin', tokenId: row.id };
+      if (row && !row.revoked_at && secretMatches(parsed.secret, row.secret_hash)) return { kind: 'admin', tokenId: row.id, role: 'admin' };
     } else if (parsed?.kind === 'session') {
       return this.authenticateSession(m![1]!);
     } else if (parsed?.kind === 'agent') {
@@ -129,6 +149,7 @@ export function assertPointAccess(p: Principal, pointId: number, sourceOf: (poin
   assertSourceAccess(p, sourceOf(pointId));
 }
 
+/** A person or an API token (any role: the route's role is checked once for all routes, auth/policy.ts). */
 export function assertAdmin(p: Principal): void {
   if (p.kind !== 'admin') throw new FerryError('FORBIDDEN', 'this route needs an admin token');
 }

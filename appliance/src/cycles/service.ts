@@ -23,6 +23,7 @@ import type { ChunkGuard } from '../gc/guard.js';
 import type { SourceRepository } from '../sources/repository.js';
 import type { CycleDiskRow, CycleRepository, CycleRow } from './repository.js';
 import { KeyedLock } from './lock.js';
+import { diskFullOr, faultPoint } from '../faults.js';
 
 /** Bound on one upload request's staged data, so a client cannot make the appliance buffer without limit. */
 const MAX_STAGED_BYTES = 512 * 1024 * 1024;
@@ -148,6 +149,8 @@ export class CycleService {
     this.#active++;
     try {
       return await fn();
+    } catch (err) {
+      throw diskFullOr(err);
     } finally {
       this.#active--;
     }
@@ -247,6 +250,7 @@ export class CycleService {
       const bytesStored = [...staged.values()].reduce((n, s) => n + s.bytes, 0);
       const progress = cursors.map((c) => ({ slot: c.row.slot, nextBlock: c.next }));
       this.cycles.acknowledge(cycleId, progress, staged.size, bytesStored);
+      faultPoint('before-ack');
       return { chunksStored: staged.size, chunksDeduplicated: deduplicated, bytesStored, disks: progress };
     });
   }
@@ -312,6 +316,7 @@ export class CycleService {
       }
       for (const [i, r] of rows.entries()) await this.indexes.seal(cycleId, r.disk_id, loaded[i]!);
       const name = this.cycles.commit(cycleId, counts, req.stats);
+      faultPoint('catalog-committed');
       this.guard.cycleEnded(cycleId);
       this.#known.delete(cycleId);
       this.log.info({ cycle: cycleId, name }, 'point committed');

@@ -16,6 +16,9 @@ import { storageRoutes } from '../storage/routes.js';
 import { transportRoutes } from '../transport/routes.js';
 import { agentInstallRoutes, downloadRoutes } from '../downloads/routes.js';
 import { openApiDocument } from './openapi.js';
+import { roleTable } from './policy.js';
+import { agentCredentialRoutes } from '../agents/routes.js';
+import { auditRequests, auditRoutes } from '../audit/routes.js';
 import { errorHandler, json } from './reply.js';
 
 export interface AppOptions {
@@ -29,6 +32,7 @@ export function createApp(a: Appliance, log: Logger, opts: AppOptions): Express 
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
   const api = express.Router();
+  api.use(auditRequests(a.audit));
   api.use(express.json({ limit: '4mb', strict: true }));
   api.get('/health', json(() => ({ status: 'ok', version: opts.version })));
   const openapi = openApiDocument(opts.version);
@@ -39,7 +43,13 @@ export function createApp(a: Appliance, log: Logger, opts: AppOptions): Express 
   api.use(restoreSessionRoutes(a.restores));
   // The web UI's first start, login and logout come before any credential exists.
   api.use(uiSessionRoutes(a.ui, a.auth));
-  api.use(authenticate(a.auth));
+  const roleFor = roleTable();
+  api.use(
+    authenticate(a.auth, {
+      roleFor,
+      agentRequest: (sourceId, req) => a.agents.trackRequest(sourceId, req.socket),
+    }),
+  );
   api.get('/appliance', json(() => ({ fingerprint: opts.fingerprint, version: opts.version })));
   api.use(passiveRoutes(a.passive));
   api.use(sourceRoutes(a.sources, new SourceViews({ sources: a.sources, online: (id) => a.agents.online(id), points: (id) => a.points.list(id) })));
@@ -50,6 +60,8 @@ export function createApp(a: Appliance, log: Logger, opts: AppOptions): Express 
   api.use(storageRoutes(a.gc));
   api.use(transportRoutes(a.transport));
   api.use(uiRoutes(a.ui));
+  api.use(agentCredentialRoutes(a.auth, a.agents, log));
+  api.use(auditRoutes(a.audit));
   api.use(agentInstallRoutes(a.downloads, a.auth));
   api.use(() => {
     throw new FerryError('NOT_FOUND', 'no such API route');

@@ -2,6 +2,9 @@ import { PassphraseRequestSchema } from '../keys/routes.js';
 import { ArrivalRequestSchema } from '../transport/routes.js';
 import type { TransportStatus } from '../transport/service.js';
 import { z } from 'zod';
+import { ROLES, type Role } from '../auth/roles.js';
+import type { AgentRevocation, ReEnrollToken } from '../agents/routes.js';
+import type { AuditEntry } from '../audit/service.js';
 import {
   AGENT_NAMESPACE,
   CycleLogReportSchema,
@@ -79,6 +82,7 @@ import {
   CreateUserRequestSchema,
   LoginRequestSchema,
   SetPasswordRequestSchema,
+  SetRoleRequestSchema,
   SettingsRequestSchema,
   SetupRequestSchema,
   type ApplianceSettings,
@@ -180,6 +184,7 @@ const REQUESTS = {
   LoginRequest: LoginRequestSchema,
   CreateUserRequest: CreateUserRequestSchema,
   SetPasswordRequest: SetPasswordRequestSchema,
+  SetRoleRequest: SetRoleRequestSchema,
   SettingsRequest: SettingsRequestSchema,
   // Unlock and initialise (appliance/src/keys/routes.ts), transport (appliance/src/transport/routes.ts).
   PassphraseRequest: PassphraseRequestSchema,
@@ -219,13 +224,35 @@ const UI_RESPONSES = {
   UserView: object<UserView>('A web UI user.', {
     id: id(),
     username: str(),
-    role: { const: 'admin' },
+    role: oneOfValues(ROLES, 'viewer reads; operator also runs jobs, restores and source actions; admin does everything (docs/api.md, Roles).'),
     createdAt: time(),
     lastLoginAt: nullable(time()),
   }),
   SessionInfo: object<SessionInfo>('Whether first start is pending, and who this browser is logged in as.', {
     setupRequired: bool('No admin exists yet: the UI shows the first-start screen.'),
     user: nullable(ref('UserView')),
+    csrfToken: nullable(str('Send it as the X-Ferry-CSRF header with every state-changing request made with the session cookie, and as socket.io auth.csrf.')),
+  }),
+  AgentRevocation: object<AgentRevocation>('A revoked agent credential.', {
+    sourceId: id(),
+    revoked: count('Live credentials revoked by this call.'),
+    wasOnline: bool('Its control connection was open and has been closed.'),
+  }),
+  ReEnrollToken: object<ReEnrollToken>('A one-time enrollment token bound to an existing source.', {
+    sourceId: id(),
+    token: str('ferry_enroll_…: run `ferry-agent enroll --token …` with it on the source.'),
+    expiresAt: time(),
+  }),
+  AuditEntry: object<AuditEntry>('One state-changing request.', {
+    id: id(),
+    at: time(),
+    actor: str('user:NAME, token:ID, agent:ID, restore:ID, login:NAME (a login or first-start try), enroll-token, or anonymous.'),
+    role: nullable(oneOfValues(ROLES)),
+    address: str('The client address of the connection.'),
+    action: str('METHOD /api/v1/path (no query string).'),
+    outcome: oneOfValues(['ok', 'refused', 'failed'], 'refused: a 4xx answer; failed: a 5xx answer or the client broke off.'),
+    status: count('HTTP status (499: the client broke off).'),
+    code: nullable(str('The error code of a refused or failed request.')),
   }),
   ApplianceSettings: object<ApplianceSettings>('Appliance-wide settings.', {
     defaultThrottle: { ...ref('Throttle'), description: 'Prefilled in the web UI’s job form.' },
@@ -578,6 +605,8 @@ export interface Route {
   summary: string;
   description?: string;
   credential: Credential;
+  /** The least role a web UI user needs (API tokens are admin); default: viewer to read, operator to change. */
+  role?: Role;
   query?: QueryParam[];
   body?: Body;
   reply: Reply;
@@ -636,6 +665,7 @@ export const ROUTES: readonly Route[] = [
     summary: 'Prepare for transport: pause every live job, wait for uploads to stop, verify everything, write the signed manifest and report.txt',
     description: 'Runs in the background; poll GET /transport until `powerOffSafe`. From now on resume, sync-now, retry and new cycles answer TRANSPORT_UNCHECKED until the arrival check passes.',
     credential: 'admin',
+    role: 'admin',
     reply: { data: ref('TransportStatus') },
     errors: ['TRANSPORT_BUSY'],
   },
@@ -647,6 +677,7 @@ export const ROUTES: readonly Route[] = [
     summary: 'Arrival check: re-verify every chunk and the root hash against the manifest, report damage by point',
     description: 'Runs in the background; poll GET /transport. Passed (phase `arrived`): jobs may be resumed. Failed: jobs stay refused unless `acceptDamage` is sent.',
     credential: 'admin',
+    role: 'admin',
     body: { json: 'ArrivalRequest' },
     reply: { data: ref('TransportStatus') },
     errors: ['MANIFEST_INVALID', 'TRANSPORT_BUSY'],
@@ -842,6 +873,7 @@ export const ROUTES: readonly Route[] = [
     summary: 'The sealed block index (.fidx file) of one disk of a point',
     description: 'Checked against its checksums before it is sent. Errors are JSON.',
     credential: 'any',
+    role: 'operator',
     reply: { binary: 'The whole .fidx file.' },
     errors: ['POINT_NOT_FOUND', 'FORBIDDEN', 'DISK_NOT_FOUND', 'INDEX_DAMAGED'],
     spec: 'docs/spec/block-index.md',
@@ -855,6 +887,7 @@ export const ROUTES: readonly Route[] = [
     description:
       'from < to ≤ blockCount and to − from ≤ 4096. Only Data blocks are sent. Errors before the stream starts are JSON; a failure once it has started (CHUNK_DAMAGED, logged) closes the connection, and the client sees a stream without END.',
     credential: 'any',
+    role: 'operator',
     query: [
       { name: 'from', required: true, schema: count(), description: 'First block.' },
       { name: 'to', required: true, schema: id(), description: 'Block after the last.' },
@@ -1020,6 +1053,29 @@ export const ROUTES: readonly Route[] = [
     reply: { data: ref('AgentInstall') },
     errors: ['AGENT_BINARY_MISSING'],
   },
+  {
+    method: 'post',
+    path: '/sources/{id}/revoke-agent',
+    operationId: 'revokeAgent',
+    tag: 'sources',
+    summary: 'Revoke the source’s agent credential: its REST requests and socket.io connection are cut at once, and it cannot reconnect',
+    description: 'Give the source a new credential with POST /sources/{id}/enroll-token and `ferry-agent enroll` on the source. A running cycle of the source fails (the job goes InError or Suspended).',
+    credential: 'admin',
+    role: 'admin',
+    reply: { data: ref('AgentRevocation') },
+    errors: ['SOURCE_NOT_FOUND', 'AGENT_REVOKED'],
+  },
+  {
+    method: 'post',
+    path: '/sources/{id}/enroll-token',
+    operationId: 'reEnrollToken',
+    tag: 'sources',
+    summary: 'A one-time enrollment token bound to this source: the agent that enrolls with it becomes the source’s agent (a new credential; older ones are revoked)',
+    credential: 'admin',
+    role: 'admin',
+    reply: { data: ref('ReEnrollToken') },
+    errors: ['SOURCE_NOT_FOUND'],
+  },
   // web UI: first start, login, logout (no credential yet), then admin routes
   {
     method: 'get',
@@ -1042,7 +1098,7 @@ export const ROUTES: readonly Route[] = [
     credential: 'none',
     body: { json: 'SetupRequest' },
     reply: { data: ref('SessionInfo') },
-    errors: ['SETUP_DONE', 'PASSWORD_WEAK', 'FORBIDDEN'],
+    errors: ['SETUP_DONE', 'PASSWORD_WEAK', 'CSRF_REJECTED'],
   },
   {
     method: 'post',
@@ -1050,31 +1106,34 @@ export const ROUTES: readonly Route[] = [
     operationId: 'login',
     tag: 'web-ui',
     summary: 'Log in: sets the session cookie (HttpOnly, Secure, SameSite=Strict)',
-    description: 'Five wrong passwords from one address make it wait a minute (LOGIN_THROTTLED). Refused from pages of another origin.',
+    description:
+      'Always opens a new session (a session the browser had before ends). After five wrong passwords from one address, or for one user name, each further try waits 1 s, doubling, up to 15 minutes for an address and 1 minute for a user name (LOGIN_THROTTLED). Refused from pages of another origin (CSRF_REJECTED). Sessions end after 30 minutes without a request and 12 hours after login.',
     credential: 'none',
     body: { json: 'LoginRequest' },
     reply: { data: ref('SessionInfo') },
-    errors: ['LOGIN_FAILED', 'LOGIN_THROTTLED', 'SETUP_REQUIRED', 'FORBIDDEN'],
+    errors: ['LOGIN_FAILED', 'LOGIN_THROTTLED', 'SETUP_REQUIRED', 'CSRF_REJECTED'],
   },
   {
     method: 'post',
     path: '/logout',
     operationId: 'logout',
     tag: 'web-ui',
-    summary: 'Log out: ends the cookie’s session and clears the cookie',
+    summary: 'Log out: ends the cookie’s session everywhere (its open /ui sockets are closed) and clears the cookie',
+    description: 'With a valid session cookie it needs the X-Ferry-CSRF header.',
     credential: 'none',
     reply: { data: ackData({ loggedOut: bool('False when there was no valid session.') }) },
-    errors: ['FORBIDDEN'],
+    errors: ['CSRF_REJECTED'],
   },
   { method: 'get', path: '/dashboard', operationId: 'dashboard', tag: 'web-ui', summary: 'The dashboard summary', credential: 'admin', reply: { data: ref('DashboardSummary') }, errors: [] },
-  { method: 'get', path: '/users', operationId: 'listUsers', tag: 'web-ui', summary: 'Every web UI user', credential: 'admin', reply: { data: array(ref('UserView')) }, errors: [] },
+  { method: 'get', path: '/users', operationId: 'listUsers', tag: 'web-ui', summary: 'Every web UI user', credential: 'admin', role: 'admin', reply: { data: array(ref('UserView')) }, errors: [] },
   {
     method: 'post',
     path: '/users',
     operationId: 'createUser',
     tag: 'web-ui',
-    summary: 'Create a web UI user (an admin)',
+    summary: 'Create a web UI user with a role (default admin)',
     credential: 'admin',
+    role: 'admin',
     body: { json: 'CreateUserRequest' },
     reply: { data: ref('UserView') },
     errors: ['USER_EXISTS', 'PASSWORD_WEAK'],
@@ -1086,9 +1145,39 @@ export const ROUTES: readonly Route[] = [
     tag: 'web-ui',
     summary: 'Set a user’s password; the user’s other sessions end',
     credential: 'admin',
+    role: 'admin',
     body: { json: 'SetPasswordRequest' },
     reply: { data: ref('UserView') },
     errors: ['USER_NOT_FOUND', 'PASSWORD_WEAK'],
+  },
+  {
+    method: 'put',
+    path: '/users/{id}/role',
+    operationId: 'setUserRole',
+    tag: 'web-ui',
+    summary: 'Set a user’s role (admin, operator, viewer); takes effect on the user’s next request',
+    description: 'The last admin cannot be demoted (LAST_ADMIN).',
+    credential: 'admin',
+    role: 'admin',
+    body: { json: 'SetRoleRequest' },
+    reply: { data: ref('UserView') },
+    errors: ['USER_NOT_FOUND', 'LAST_ADMIN'],
+  },
+  {
+    method: 'get',
+    path: '/audit',
+    operationId: 'listAudit',
+    tag: 'web-ui',
+    summary: 'The audit log, newest first: every state-changing request (who, when, what, from where, outcome)',
+    description: 'limit (default 100, at most 1000); before: an entry id, to page back. An agent’s or restore session’s own data traffic appears only when refused.',
+    credential: 'admin',
+    role: 'admin',
+    query: [
+      { name: 'limit', required: false, schema: id(), description: 'How many entries (1–1000, default 100).' },
+      { name: 'before', required: false, schema: id(), description: 'Only entries with a smaller id.' },
+    ],
+    reply: { data: array(ref('AuditEntry')) },
+    errors: [],
   },
   {
     method: 'delete',
@@ -1097,6 +1186,7 @@ export const ROUTES: readonly Route[] = [
     tag: 'web-ui',
     summary: 'Delete a user and end its sessions',
     credential: 'admin',
+    role: 'admin',
     reply: { data: ackData({ deleted: id() }) },
     errors: ['USER_NOT_FOUND', 'LAST_ADMIN'],
   },
@@ -1108,6 +1198,7 @@ export const ROUTES: readonly Route[] = [
     tag: 'web-ui',
     summary: 'Change appliance settings',
     credential: 'admin',
+    role: 'admin',
     body: { json: 'SettingsRequest' },
     reply: { data: ref('ApplianceSettings') },
     errors: [],
@@ -1150,6 +1241,12 @@ const SECURITY: Record<Credential, Record<string, string[]>[]> = {
   any: [{ adminToken: [] }, { sessionCookie: [] }, { agentCredential: [] }, { restoreSession: [] }],
 };
 
+/** The least role a web UI user needs for a route; null for routes without a credential. */
+export function routeRole(r: Route): Role | null {
+  if (r.credential === 'none') return null;
+  return r.role ?? (r.method === 'get' ? 'viewer' : 'operator');
+}
+
 export function pathParams(path: string): string[] {
   return [...path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]!);
 }
@@ -1160,6 +1257,10 @@ export function routeErrors(r: Route): HttpErrorCode[] {
   const add = (...cs: HttpErrorCode[]): void => cs.forEach((c) => codes.add(c));
   if (r.credential !== 'none') add('AUTH_REQUIRED', 'AUTH_INVALID');
   if (r.credential !== 'none' && r.credential !== 'admin-or-agent') add('FORBIDDEN');
+  if (r.credential !== 'none' && r.credential !== 'agent') {
+    if (routeRole(r) !== 'viewer') add('ROLE_FORBIDDEN');
+    if (r.method !== 'get') add('CSRF_REJECTED');
+  }
   if (r.body && 'json' in r.body) add('BAD_REQUEST', 'PAYLOAD_TOO_LARGE');
   if (pathParams(r.path).length > 0 || r.query?.length) add('BAD_REQUEST');
   add(...r.errors);
@@ -1202,6 +1303,7 @@ function operation(r: Route): Schema {
     ...(description ? { description } : {}),
     security: SECURITY[r.credential],
     'x-ferry-credential': r.credential,
+    ...(routeRole(r) ? { 'x-ferry-role': routeRole(r) } : {}),
     'x-ferry-errors': routeErrors(r),
     ...(r.spec ? { 'x-ferry-spec': r.spec } : {}),
     ...(parameters.length ? { parameters } : {}),

@@ -71,6 +71,7 @@ export function errorHandler(log: Logger) {
       return;
     }
     const reply: Reply<never> = { ok: false, code: fe.code, message: fe.message, hint: fe.hint };
+    res.locals.errorCode = fe.code;
     res.status(fe.status || 500).json(reply);
   };
 }

@@ -1,7 +1,7 @@
 import type { Socket } from 'socket.io';
 import { FerryError } from '@ferry/protocol';
 import type { AuthService, Principal } from '../auth/service.js';
-import { sameOrigin, sessionCookieOf } from '../auth/cookie.js';
+import { csrfMatches, fromOwnPages, sessionCookieOf } from '../auth/cookie.js';
 
 /**
  * socket.io handshake check: the credential travels as `auth: { token }`, or, from a browser logged in to the web
@@ -11,11 +11,13 @@ import { sameOrigin, sessionCookieOf } from '../auth/cookie.js';
 export function socketAuth(auth: AuthService, kind: Principal['kind'], accept: (socket: Socket, p: Principal) => void) {
   return (socket: Socket, next: (err?: Error) => void): void => {
     try {
-      const token = (socket.handshake.auth as { token?: unknown }).token;
+      const { token, csrf } = socket.handshake.auth as { token?: unknown; csrf?: unknown };
       const cookie = typeof token === 'string' ? null : sessionCookieOf(socket.handshake.headers.cookie);
-      if (cookie && !sameOrigin(socket.handshake.headers.origin, socket.handshake.headers.host)) {
-        throw new FerryError('FORBIDDEN', 'a page from another site may not use the web UI session');
+      if (cookie && !fromOwnPages(socket.handshake.headers)) {
+        throw new FerryError('CSRF_REJECTED', `a page from another site (${socket.handshake.headers.origin ?? socket.handshake.headers.referer}) may not use the web UI session`);
       }
+      // A WebSocket is not bound by the same-origin policy: the session's CSRF token proves the page is ours.
+      if (cookie && !csrfMatches(cookie, csrf)) throw new FerryError('CSRF_REJECTED', 'the web UI socket needs auth.csrf, the CSRF token of this session');
       const p = cookie ? auth.authenticateSession(cookie) : auth.authenticate(typeof token === 'string' ? `Bearer ${token}` : undefined);
       if (p.kind !== kind) throw new FerryError('FORBIDDEN', `this channel takes an ${kind} credential`);
       accept(socket, p);

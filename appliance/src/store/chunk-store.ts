@@ -14,6 +14,7 @@ import {
   type Codec,
 } from '@ferry/protocol';
 import { fsyncDir } from './durable.js';
+import { faultPoint } from '../faults.js';
 import { SealError, type DataKeys } from '../keys/data-keys.js';
 
 /** Sealed chunk file (docs/spec/encryption.md): `FRYE`, version 1, 3 reserved bytes, then nonce ‖ ciphertext ‖ tag. */
@@ -139,6 +140,7 @@ export class ChunkStore {
       this.#inFlight.delete(tmp);
       throw err;
     }
+    faultPoint('chunk-written');
     const bytes = parts.reduce((n, p) => n + p.length, 0);
     return { id: hex, key, tmp, final, file, bytes, newDirs: created !== undefined };
   }
@@ -151,8 +153,10 @@ export class ChunkStore {
         await s.file.close();
       }),
     );
+    faultPoint('chunk-fsynced');
     for (const s of staged) {
       await rename(s.tmp, s.final);
+      faultPoint('chunk-renamed');
       this.#inFlight.delete(s.tmp);
     }
     const dirs = new Set(staged.map((s) => path.dirname(s.final)));

@@ -13,6 +13,7 @@ import {
 } from '@ferry/protocol';
 import { fsyncDir, writeDurable } from './durable.js';
 import { FileMutex, PagedFile } from './paged-file.js';
+import { faultPoint } from '../faults.js';
 import type { DataKeys } from '../keys/data-keys.js';
 
 /** Positional reads and writes of an index's logical bytes: the file itself, or its sealed pages. */
@@ -129,6 +130,7 @@ export class IndexFiles {
     await this.#with(cycleId, diskId, 'r+', async (io, fh) => {
       await io.write(INDEX_HEADER_BYTES + first * INDEX_ENTRY_BYTES, entries);
       await fh.sync();
+      faultPoint('index-written');
     });
   }
 

@@ -1,10 +1,12 @@
 import type { Catalog } from '../catalog/catalog.js';
 import { now } from '../catalog/catalog.js';
+import type { Role } from '../auth/roles.js';
 
 export interface UserRow {
   id: number;
   username: string;
   password_hash: string;
+  role: Role;
   created_at: string;
   last_login_at: string | null;
 }
@@ -15,6 +17,8 @@ export interface SessionRow {
   secret_hash: Buffer;
   last_used_at: string;
   expires_at: string;
+  role: Role;
+  username: string;
 }
 
 /** Web UI users, their browser sessions and the appliance settings (JSON values by key). */
@@ -25,21 +29,33 @@ export class UserRepository {
     return (this.db.prepare('SELECT COUNT(*) AS n FROM users').get() as { n: number }).n;
   }
 
-  create(username: string, passwordHash: string): number {
-    const r = this.db.prepare("INSERT INTO users (username, password_hash, role, created_at) VALUES (?, ?, 'admin', ?)").run(username, passwordHash, now());
+  create(username: string, passwordHash: string, role: Role): number {
+    const r = this.db.prepare('INSERT INTO users (username, password_hash, role, created_at) VALUES (?, ?, ?, ?)').run(username, passwordHash, role, now());
     return Number(r.lastInsertRowid);
   }
 
+  countAdmins(): number {
+    return (this.db.prepare("SELECT COUNT(*) AS n FROM users WHERE role = 'admin'").get() as { n: number }).n;
+  }
+
+  setRole(id: number, role: Role): void {
+    this.db.prepare('UPDATE users SET role = ? WHERE id = ?').run(role, id);
+  }
+
+  sessionIdsOf(userId: number): number[] {
+    return (this.db.prepare('SELECT id FROM user_sessions WHERE user_id = ?').all(userId) as { id: number }[]).map((r) => r.id);
+  }
+
   byName(username: string): UserRow | undefined {
-    return this.db.prepare('SELECT id, username, password_hash, created_at, last_login_at FROM users WHERE username = ?').get(username) as UserRow | undefined;
+    return this.db.prepare('SELECT id, username, password_hash, role, created_at, last_login_at FROM users WHERE username = ?').get(username) as UserRow | undefined;
   }
 
   get(id: number): UserRow | undefined {
-    return this.db.prepare('SELECT id, username, password_hash, created_at, last_login_at FROM users WHERE id = ?').get(id) as UserRow | undefined;
+    return this.db.prepare('SELECT id, username, password_hash, role, created_at, last_login_at FROM users WHERE id = ?').get(id) as UserRow | undefined;
   }
 
   list(): UserRow[] {
-    return this.db.prepare('SELECT id, username, password_hash, created_at, last_login_at FROM users ORDER BY id').all() as UserRow[];
+    return this.db.prepare('SELECT id, username, password_hash, role, created_at, last_login_at FROM users ORDER BY id').all() as UserRow[];
   }
 
   setPassword(id: number, passwordHash: string): void {
@@ -62,7 +78,9 @@ export class UserRepository {
   }
 
   session(id: number): SessionRow | undefined {
-    return this.db.prepare('SELECT id, user_id, secret_hash, last_used_at, expires_at FROM user_sessions WHERE id = ?').get(id) as SessionRow | undefined;
+    return this.db
+      .prepare('SELECT s.id, s.user_id, s.secret_hash, s.last_used_at, s.expires_at, u.role, u.username FROM user_sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?')
+      .get(id) as SessionRow | undefined;
   }
 
   touchSession(id: number): void {

@@ -1,19 +1,27 @@
 import { Router, type Request, type Response } from 'express';
 import { FerryError } from '@ferry/protocol';
 import { assertAdmin, type AuthService, type Principal } from '../auth/service.js';
-import { clearSessionCookie, sameOrigin, sessionCookieOf, setSessionCookie } from '../auth/cookie.js';
+import { clearSessionCookie, CSRF_HEADER, csrfMatches, csrfTokenOf, fromOwnPages, sessionCookieOf, setSessionCookie } from '../auth/cookie.js';
 import { intParam, json, parse, principal } from '../http/reply.js';
 import type { UiServices } from './build.js';
 import type { BrowserSession, LoginResult } from './users.js';
-import { CreateUserRequestSchema, LoginRequestSchema, SetPasswordRequestSchema, SettingsRequestSchema, SetupRequestSchema, type SessionInfo } from './types.js';
+import {
+  CreateUserRequestSchema,
+  LoginRequestSchema,
+  SetPasswordRequestSchema,
+  SetRoleRequestSchema,
+  SettingsRequestSchema,
+  SetupRequestSchema,
+  type SessionInfo,
+} from './types.js';
 
 function browserSession(p: Principal): BrowserSession | null {
   return p.kind === 'admin' && 'sessionId' in p ? { userId: p.userId, sessionId: p.sessionId } : null;
 }
 
 function assertSameOrigin(req: Request): void {
-  if (!sameOrigin(req.headers.origin, req.headers.host)) {
-    throw new FerryError('FORBIDDEN', `a request from another site (${req.headers.origin}) may not log in or out here`);
+  if (!fromOwnPages(req.headers)) {
+    throw new FerryError('CSRF_REJECTED', `a request from another site (${req.headers.origin ?? req.headers.referer}) may not log in or out here`);
   }
 }
 
@@ -31,11 +39,14 @@ export function uiSessionRoutes(ui: UiServices, auth: AuthService): Router {
   };
   const opened = (res: Response, result: LoginResult): SessionInfo => {
     res.setHeader('Set-Cookie', setSessionCookie(result.token, result.maxAgeSeconds));
-    return { setupRequired: false, user: result.user };
+    return { setupRequired: false, user: result.user, csrfToken: csrfTokenOf(result.token) };
   };
   r.get(
     '/session',
-    json((req) => ui.users.info(current(req))),
+    json((req) => {
+      const s = current(req);
+      return { ...ui.users.info(s), csrfToken: s ? csrfTokenOf(sessionCookieOf(req.headers.cookie)!) : null };
+    }),
   );
   r.post(
     '/setup',
@@ -50,7 +61,8 @@ export function uiSessionRoutes(ui: UiServices, auth: AuthService): Router {
     json(async (req, res) => {
       assertSameOrigin(req);
       const body = parse(LoginRequestSchema, req.body);
-      return opened(res, await ui.users.login(body.username, body.password, req.socket.remoteAddress ?? 'unknown'));
+      // The session this browser had before (if any) ends: a login never keeps a session id from before it.
+      return opened(res, await ui.users.login(body.username, body.password, req.socket.remoteAddress ?? 'unknown', current(req)));
     }),
   );
   r.post(
@@ -58,6 +70,9 @@ export function uiSessionRoutes(ui: UiServices, auth: AuthService): Router {
     json((req, res) => {
       assertSameOrigin(req);
       const s = current(req);
+      if (s && !csrfMatches(sessionCookieOf(req.headers.cookie)!, req.headers[CSRF_HEADER])) {
+        throw new FerryError('CSRF_REJECTED', `logging out with the session cookie needs the ${CSRF_HEADER} header of this session`);
+      }
       if (s) ui.users.logout(s);
       res.setHeader('Set-Cookie', clearSessionCookie());
       return { loggedOut: s !== null };
@@ -87,8 +102,12 @@ export function uiRoutes(ui: UiServices): Router {
     '/users',
     json((req) => {
       const body = parse(CreateUserRequestSchema, req.body);
-      return ui.users.create(body.username, body.password);
+      return ui.users.create(body.username, body.password, body.role);
     }),
+  );
+  r.put(
+    '/users/:id/role',
+    json((req) => ui.users.setRole(userId(req.params.id), parse(SetRoleRequestSchema, req.body).role)),
   );
   r.put(
     '/users/:id/password',

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ThrottleSchema, type Throttle } from '@ferry/protocol';
+import { ROLES, type Role } from '../auth/roles.js';
 
 /**
  * Shapes of the web UI's own routes (users, sessions, dashboard, settings, storage verify). The browser code in
@@ -17,14 +18,15 @@ export const SetupRequestSchema = z.strictObject({ username: Username, password:
 export type SetupRequest = z.infer<typeof SetupRequestSchema>;
 export const LoginRequestSchema = z.strictObject({ username: z.string().max(64), password: z.string().max(1000) });
 export type LoginRequest = z.infer<typeof LoginRequestSchema>;
-export const CreateUserRequestSchema = SetupRequestSchema;
+export const CreateUserRequestSchema = z.strictObject({ username: Username, password: z.string().max(1000), role: z.enum(ROLES).default('admin') });
+export const SetRoleRequestSchema = z.strictObject({ role: z.enum(ROLES) });
 export const SetPasswordRequestSchema = z.strictObject({ password: z.string().max(1000) });
 export const SettingsRequestSchema = z.strictObject({ defaultThrottle: ThrottleSchema });
 
 export interface UserView {
   id: number;
   username: string;
-  role: 'admin';
+  role: Role;
   createdAt: string;
   lastLoginAt: string | null;
 }
@@ -35,6 +37,8 @@ export interface SessionInfo {
   setupRequired: boolean;
   /** The logged-in user of this browser, or null. */
   user: UserView | null;
+  /** Send as the X-Ferry-CSRF header with every state-changing request (and socket.io auth.csrf); null when logged out. */
+  csrfToken: string | null;
 }
 
 export interface ApplianceSettings {

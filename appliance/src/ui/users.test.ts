@@ -40,8 +40,9 @@ interface Answer {
   cookie: string | null;
 }
 
-async function call(method: string, route: string, opts: { body?: unknown; cookie?: string; origin?: string; bearer?: string } = {}): Promise<Answer> {
+async function call(method: string, route: string, opts: { body?: unknown; cookie?: string; origin?: string; bearer?: string; csrf?: string } = {}): Promise<Answer> {
   const headers: Record<string, string> = {};
+  if (opts.csrf) headers['x-ferry-csrf'] = opts.csrf;
   if (opts.body !== undefined) headers['content-type'] = 'application/json';
   if (opts.cookie) headers.cookie = opts.cookie;
   if (opts.origin) headers.origin = opts.origin;
@@ -53,7 +54,7 @@ async function call(method: string, route: string, opts: { body?: unknown; cooki
 
 test('before setup: the session says so, and login is refused with SETUP_REQUIRED', async () => {
   const s = await call('GET', '/session');
-  assert.deepEqual(s.body.data, { setupRequired: true, user: null });
+  assert.deepEqual(s.body.data, { setupRequired: true, user: null, csrfToken: null });
   const login = await call('POST', '/login', { body: { username: 'admin', password: 'anything at all' } });
   assert.equal(login.status, 409);
   assert.equal(login.body.code, 'SETUP_REQUIRED');
@@ -84,9 +85,10 @@ test('the session cookie is an admin credential; bearer tokens keep working besi
 
 test('a changing request with the cookie from another origin is refused', async () => {
   const { cookie } = await call('POST', '/login', { body: { username: 'admin', password: 'a long enough password' } });
-  const r = await call('POST', '/users', { cookie: cookie!, origin: 'https://evil.example', body: { username: 'x', password: 'another long one' } });
+  const csrf = ((await call('GET', '/session', { cookie: cookie! })).body.data as { csrfToken: string }).csrfToken;
+  const r = await call('POST', '/users', { cookie: cookie!, csrf, origin: 'https://evil.example', body: { username: 'x', password: 'another long one' } });
   assert.equal(r.status, 403);
-  assert.equal(r.body.code, 'FORBIDDEN');
+  assert.equal(r.body.code, 'CSRF_REJECTED');
   const login = await call('POST', '/login', { origin: 'https://evil.example', body: { username: 'admin', password: 'a long enough password' } });
   assert.equal(login.status, 403);
 });
@@ -105,8 +107,8 @@ test('a wrong password is refused; five in a row make the address wait', async (
 
 test('users: create, refuse a duplicate, refuse deleting the last admin; logout ends the session', async () => {
   const users = appliance!.ui.users;
-  const u = await users.create('second', 'second admin password');
-  await assert.rejects(users.create('SECOND', 'second admin password'), { code: 'USER_EXISTS' });
+  const u = await users.create('second', 'second admin password', 'admin');
+  await assert.rejects(users.create('SECOND', 'second admin password', 'viewer'), { code: 'USER_EXISTS' });
   users.delete(u.id);
   assert.throws(() => users.delete(users.list()[0]!.id), { code: 'LAST_ADMIN' });
 
@@ -115,7 +117,9 @@ test('users: create, refuse a duplicate, refuse deleting the last admin; logout 
   const opened = await users.login('admin', 'a long enough password', 'test');
   const cookie = `ferry_session=${opened.token}`;
   assert.equal((await call('GET', '/jobs', { cookie })).status, 200);
-  const out = await call('POST', '/logout', { cookie });
+  const csrf = ((await call('GET', '/session', { cookie })).body.data as { csrfToken: string }).csrfToken;
+  assert.equal((await call('POST', '/logout', { cookie })).body.code, 'CSRF_REJECTED', 'logout with the cookie needs the CSRF header');
+  const out = await call('POST', '/logout', { cookie, csrf });
   assert.deepEqual(out.body.data, { loggedOut: true });
   const after = await call('GET', '/jobs', { cookie });
   assert.equal(after.status, 401);

@@ -13,6 +13,17 @@ export class ApiError extends Error {
   }
 }
 
+/** The session's CSRF token (from /session, /login, /setup), sent with every state-changing request. */
+let csrf: string | null = null;
+
+export function setCsrfToken(token: string | null): void {
+  csrf = token;
+}
+
+export function csrfToken(): string | null {
+  return csrf;
+}
+
 type Listener = () => void;
 const authLost = new Set<Listener>();
 
@@ -28,7 +39,10 @@ export async function api<T>(method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE'
     res = await fetch(API + path, {
       method,
       credentials: 'same-origin',
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      headers: {
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...(method !== 'GET' && csrf ? { 'x-ferry-csrf': csrf } : {}),
+      },
       body: body === undefined ? null : JSON.stringify(body),
     });
   } catch (err) {

@@ -1,6 +1,6 @@
 import { io, type Socket } from 'socket.io-client';
 import type { JobLogEntry, JobProgress, JobView, RestoreView, ServerToUiEvents, UiToServerEvents } from './types.ts';
-import { get } from './api.ts';
+import { csrfToken, get } from './api.ts';
 
 /** Samples of a job's rate kept for its throughput chart. */
 const RATE_SAMPLES = 240;
@@ -28,7 +28,13 @@ class Live {
 
   start(): void {
     if (this.#socket) return;
-    const socket: Socket<ServerToUiEvents, UiToServerEvents> = io('/ui', { path: '/socket.io', transports: ['websocket'], withCredentials: true });
+    const socket: Socket<ServerToUiEvents, UiToServerEvents> = io('/ui', {
+      path: '/socket.io',
+      transports: ['websocket'],
+      withCredentials: true,
+      // Asked at every (re)connection: the appliance checks the session's CSRF token on the handshake.
+      auth: (cb) => cb({ csrf: csrfToken() }),
+    });
     this.#socket = socket;
     socket.on('connect', () => {
       this.connected = true;

@@ -1,17 +1,26 @@
-import { get, onAuthLost, post } from './api.ts';
+import { get, onAuthLost, post, setCsrfToken } from './api.ts';
 import type { SessionInfo } from './types.ts';
 
 /** Who is logged in; null until the appliance has answered. */
 class Session {
-  info = $state<SessionInfo | null>(null);
+  #info = $state<SessionInfo | null>(null);
   /** Set when the appliance ended the session (expired, logged out elsewhere): the login page says so. */
   expired = $state(false);
+
+  get info(): SessionInfo | null {
+    return this.#info;
+  }
+
+  set info(value: SessionInfo | null) {
+    this.#info = value;
+    setCsrfToken(value?.csrfToken ?? null);
+  }
 
   constructor() {
     onAuthLost(() => {
       if (this.info?.user) {
         this.expired = true;
-        this.info = { setupRequired: false, user: null };
+        this.info = { setupRequired: false, user: null, csrfToken: null };
       }
     });
   }
@@ -32,7 +41,7 @@ class Session {
 
   async logout(): Promise<void> {
     await post('/logout');
-    this.info = { setupRequired: false, user: null };
+    this.info = { setupRequired: false, user: null, csrfToken: null };
   }
 }
 

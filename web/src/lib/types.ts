@@ -29,10 +29,13 @@ export type {
 } from '@ferry/protocol';
 import type { PointDisk, SourceSummary, Throttle } from '@ferry/protocol';
 
+export type Role = 'admin' | 'operator' | 'viewer';
+export const ROLES: readonly Role[] = ['admin', 'operator', 'viewer'];
+
 export interface UserView {
   id: number;
   username: string;
-  role: 'admin';
+  role: Role;
   createdAt: string;
   lastLoginAt: string | null;
 }
@@ -40,6 +43,19 @@ export interface UserView {
 export interface SessionInfo {
   setupRequired: boolean;
   user: UserView | null;
+  csrfToken: string | null;
+}
+
+export interface AuditEntry {
+  id: number;
+  at: string;
+  actor: string;
+  role: Role | null;
+  address: string;
+  action: string;
+  outcome: 'ok' | 'refused' | 'failed';
+  status: number;
+  code: string | null;
 }
 
 export interface ApplianceSettings {
