@@ -4,7 +4,7 @@ import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } fro
 import os from 'node:os';
 import path from 'node:path';
 import { API_PREFIX, type Point } from '@ferry/protocol';
-import { ferryOk, sh } from '../lib/cli.js';
+import { ferryOk, ROOT, sh } from '../lib/cli.js';
 import { ensureAgentBinary } from '../lib/agent-binary.js';
 import { startTestAppliance } from '../lib/jobs.js';
 import { startVm } from '../lib/qemu.js';
@@ -24,6 +24,7 @@ const BOOT_AND_BACKUP_MS = 25 * 60_000;
 test('on LVM with free extents the agent reads from a temporary snapshot and removes it afterwards', { timeout: BOOT_AND_BACKUP_MS + 15 * 60_000 }, async () => {
   const [fixture, agentBinary] = await Promise.all([ensureDebianSource('lvm'), ensureAgentBinary()]);
   const work = await mkdtemp(path.join(os.tmpdir(), 'ferry-e2e-snapshot-'));
+  await mkdir(path.join(ROOT, 'test/out'), { recursive: true });
   const t = await startTestAppliance();
   try {
     const image = path.join(work, 'source.img');
@@ -49,7 +50,7 @@ test('on LVM with free extents the agent reads from a temporary snapshot and rem
           'nic=$(ls /sys/class/net | grep -v "^lo$" | head -1)',
           'ip link set "$nic" up && ip addr add 10.0.2.15/24 dev "$nic" && ip route add default via 10.0.2.2',
           // Free extents for the snapshot: the swap volume takes all the rest of the volume group in the fixture.
-          `swapoff -a; lvreduce -q -f -y -L -256M ${LVM_VG}/swap_1 && mkswap -q /dev/${LVM_VG}/swap_1`,
+          `swapoff -a; lvreduce -q -f -y -l 50%LV ${LVM_VG}/swap_1 && mkswap -q /dev/${LVM_VG}/swap_1`,
           `echo ${marker} > /root/written-before-backup; sync`,
           'echo "FERRY-LVS-BEFORE: $(lvs --noheadings -o lv_name | tr -s " \\n" " ")"',
           'NODE_OPTIONS=--max-semi-space-size=1 /usr/local/sbin/ferry-agent backup --disk /dev/sda --state /var/lib/ferry-agent --json',
@@ -64,6 +65,8 @@ test('on LVM with free extents the agent reads from a temporary snapshot and rem
         path.join(root, 'etc/systemd/system/ferry-snapshot-test.service'),
         ['[Unit]', 'Description=Ferry snapshot test', 'After=local-fs.target', '', '[Service]', 'Type=oneshot', 'ExecStart=/usr/local/sbin/ferry-snapshot-test', '', '[Install]', 'WantedBy=multi-user.target', ''].join('\n'),
       );
+      // The serial line is this script's: a getty there would hang it up mid-run.
+      await symlink('/dev/null', path.join(root, 'etc/systemd/system/serial-getty@ttyS0.service'));
       await mkdir(path.join(root, 'etc/systemd/system/multi-user.target.wants'), { recursive: true });
       await symlink('/etc/systemd/system/ferry-snapshot-test.service', path.join(root, 'etc/systemd/system/multi-user.target.wants/ferry-snapshot-test.service'));
     });
@@ -71,7 +74,8 @@ test('on LVM with free extents the agent reads from a temporary snapshot and rem
     const vm = await startVm({
       disks: [{ file: image, interface: 'ide' }],
       memoryMiB: 1024,
-      serialLog: path.join(work, 'serial.log'),
+      // Kept after the run (test/out is not in git), for reading when the guest side fails.
+      serialLog: path.join(ROOT, 'test/out/agent-snapshot-serial.log'),
       extraArgs: ['-netdev', 'user,id=u0', '-device', 'e1000,netdev=u0'],
     });
     let serial: string;
