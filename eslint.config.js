@@ -20,7 +20,7 @@ const graphRules = programs.map((self) => ({
 }));
 
 export default tseslint.config(
-  { ignores: ['**/dist/**', '**/node_modules/**', 'web/**', '**/bin/**', 'eslint.config.js', '.cache/**', 'test/out/**', 'iso/work/**', 'iso/out/**'] },
+  { ignores: ['**/dist/**', '**/node_modules/**', 'web/**', '**/bin/**', 'eslint.config.js', '.cache/**', 'test/out/**', 'iso/work/**', 'iso/out/**', 'agent/out/**'] },
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },

@@ -65,7 +65,7 @@ async function startSshd(ns: LinkedNamespace, dir: string, hostKey: string): Pro
   const [cmd, ...args] = ns.exec(['/usr/sbin/sshd', '-D', '-e', '-f', config]);
   const child = spawn(cmd!, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
   // Ready when it accepts TCP connections.
   const deadline = Date.now() + 10_000;
   for (;;) {
@@ -210,7 +210,7 @@ describe('passive sources over SSH', { timeout: 15 * 60_000 }, () => {
     assert.equal((await passive(sourceId)).state, 'host-key-changed', 'no retry logs in to a host with an untrusted key');
     assert.equal(t.server.appliance.agents.online(sourceId), false);
 
-    await t.admin.json(`${API_PREFIX}/sources/${sourceId}/host-key`, { method: 'POST', body: { sha256: changed.presentedHostKey!.sha256 } });
+    await t.admin.json(`${API_PREFIX}/sources/${sourceId}/host-key`, { method: 'POST', body: { sha256: changed.presentedHostKey.sha256 } });
     await waitPassive(sourceId, 'agent running again', (s) => s.state === 'running');
   });
 });
