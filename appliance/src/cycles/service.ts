@@ -22,7 +22,7 @@ import type { IndexFiles } from '../store/index-file.js';
 import type { ChunkGuard } from '../gc/guard.js';
 import type { SourceRepository } from '../sources/repository.js';
 import type { CycleDiskRow, CycleRepository, CycleRow } from './repository.js';
-import { KeyedLock } from './lock.js';
+import { KeyedLock } from '../keyed-lock.js';
 import { diskFullOr, faultPoint } from '../faults.js';
 
 /** Bound on one upload request's staged data, so a client cannot make the appliance buffer without limit. */

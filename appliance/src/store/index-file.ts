@@ -12,7 +12,8 @@ import {
   type IndexHeader,
 } from '@ferry/protocol';
 import { fsyncDir, writeDurable } from './durable.js';
-import { FileMutex, PagedFile } from './paged-file.js';
+import { PagedFile } from './paged-file.js';
+import { KeyedLock } from '../keyed-lock.js';
 import { faultPoint } from '../faults.js';
 import type { DataKeys } from '../keys/data-keys.js';
 
@@ -30,7 +31,7 @@ interface IndexIo {
  */
 export class IndexFiles {
   /** One operation per file at a time: a sealed page is rewritten whole, and a reader must not see it half written. */
-  readonly #mutex = new FileMutex();
+  readonly #mutex = new KeyedLock<string>();
 
   /** With keys, index files are sealed in pages (docs/spec/encryption.md); without, they are plain v1 files. */
   constructor(
@@ -196,6 +197,7 @@ export class IndexFiles {
     await this.#with(cycleId, diskId, 'r+', async (io, fh) => {
       await io.write(0, encodeIndexHeader(sealed));
       await fh.sync();
+      faultPoint('index-sealed');
     });
   }
 }
