@@ -11,6 +11,9 @@ packages=(
   lvm2         # pvcreate, vgcreate, lvcreate: LVM source tests; the agent's LVM snapshots (lvcreate -s) on sources
   util-linux   # losetup, partx, mount, blkdiscard, blockdev
   openssl      # inspecting the appliance certificate in tests
+  iproute2     # ip netns, veth: the network tests (outages, passive mode, the restore ISO's network)
+  curl         # the one-line agent install command (test/integration/agent-binary.test.ts runs it)
+  binutils     # strip: make agent-binary drops node's debug info from the agent executable
   debootstrap        # iso/: the restore ISO's Debian root filesystem
   squashfs-tools     # iso/: mksquashfs of that root
   xorriso            # iso/: grub-mkrescue writes the hybrid ISO; tests extract its kernel and initrd
