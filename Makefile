@@ -8,6 +8,9 @@ UNIT_TESTS := $(shell find protocol/src appliance/src agent/src restore-pe/src -
 # The web UI's own unit tests (its i18n dictionaries) run with the others.
 UNIT_TESTS += $(shell find web/src -name '*.test.ts' 2>/dev/null | sort)
 INTEGRATION_TESTS := $(shell find test/integration -name '*.test.ts' 2>/dev/null | sort)
+# The fault suite (docs/reliability.md): appliance crashes at named points and at random moments, bit rot, a full
+# data disk. Seeded: FERRY_FAULT_SEED=N repeats a run; FERRY_FAULT_FULL=1 makes the random kills 50 cycles.
+FAULT_TESTS := $(shell find test/faults -name '*.test.ts' 2>/dev/null | sort)
 # End to end: real QEMU virtual machines (the source fixture, the restore ISO, the migration proof).
 E2E_TESTS := $(shell find test/e2e -name '*.test.ts' 2>/dev/null | sort)
 NODE_TEST := node --conditions=development --import tsx --test --test-reporter=spec
@@ -15,7 +18,7 @@ NODE_TEST := node --conditions=development --import tsx --test --test-reporter=s
 ISO_SCRIPTS := iso/build.sh $(wildcard iso/lib/*.sh iso/stages/*.sh) iso/initrd/init \
   $(wildcard iso/layer/usr/local/sbin/ferry-* iso/layer/usr/local/bin/* iso/layer/etc/profile.d/*.sh)
 
-.PHONY: install build run test test-unit test-integration test-e2e lint bench clean iso agent-binary
+.PHONY: install build run test test-unit test-integration test-e2e lint bench clean iso agent-binary test-faults
 
 # System packages (apt) and npm packages; re-run only when the lock file changes.
 node_modules/.ferry-installed: package-lock.json scripts/install-system-deps.sh
@@ -41,7 +44,7 @@ lint: install
 
 # One node --test run over every tier, so CI reads one summary.
 test: build lint
-	$(NODE_TEST) --test-concurrency=1 $(UNIT_TESTS) $(INTEGRATION_TESTS) $(E2E_TESTS)
+	$(NODE_TEST) --test-concurrency=1 $(UNIT_TESTS) $(INTEGRATION_TESTS) $(FAULT_TESTS) $(E2E_TESTS)
 
 test-unit: build
 	$(NODE_TEST) $(UNIT_TESTS)
@@ -51,6 +54,10 @@ test-integration: build
 
 test-e2e: build
 	$(NODE_TEST) --test-concurrency=1 $(E2E_TESTS)
+
+# Needs root (loop devices, mount). The seed each scenario uses is printed (`# crash: FERRY_FAULT_SEED=…`).
+test-faults: build
+	$(NODE_TEST) --test-concurrency=1 $(FAULT_TESTS)
 
 # Ferry against borg, restic, partclone and lz4 on a cached Debian source image, agent footprint, scaling, block sizes
 # (test/bench/run.ts); not a test (no timing assertions). Writes docs/benchmarks.md and docs/benchmarks.svg. Needs root.

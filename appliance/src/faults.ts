@@ -11,9 +11,10 @@ import { FerryError } from '@ferry/protocol';
  * - `chunk-renamed`: one chunk file is renamed into place (its directory not yet fsynced);
  * - `index-written`: a run of index entries is written and fsynced (positions not yet committed);
  * - `before-ack`: the batch's positions are committed in SQLite, the reply not yet sent;
+ * - `index-sealed`: at cycle commit, a disk's index is sealed and fsynced, the point not yet committed;
  * - `catalog-committed`: a point is committed in SQLite (at cycle commit), the reply not yet sent.
  */
-export const FAULT_POINTS = ['chunk-written', 'chunk-fsynced', 'chunk-renamed', 'index-written', 'before-ack', 'catalog-committed'] as const;
+export const FAULT_POINTS = ['chunk-written', 'chunk-fsynced', 'chunk-renamed', 'index-written', 'before-ack', 'index-sealed', 'catalog-committed'] as const;
 export type FaultPoint = (typeof FAULT_POINTS)[number];
 
 const armed = parseFault(process.env.FERRY_FAULT);

@@ -1,4 +1,6 @@
 import https from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { mkdirSync } from 'node:fs';
 import express, { type Express } from 'express';
 import { Server, type Socket } from 'socket.io';
@@ -17,6 +19,7 @@ import { errorHandler } from './http/reply.js';
 import { ApplianceLock, type LockState } from './keys/lock.js';
 import { lockRoutes } from './keys/routes.js';
 import type { DataKeys } from './keys/data-keys.js';
+import { answerClientError, DEFAULT_SLOW_BODY, guardSlowBody, type SlowBodyLimit } from './http/slow-body.js';
 
 /** How often the scheduler looks for due cycles and unreachable agents. */
 const TICK_MS = 1000;
@@ -29,6 +32,8 @@ export interface ServerOptions {
   passive?: PassiveOptions;
   /** Unlocks at start with this passphrase; a new data directory is initialised with it (encrypted). */
   passphrase?: string | undefined;
+  /** The least rate of a request body (slow-loris guard); tests shorten the window. */
+  slowBody?: SlowBodyLimit;
   /** Tests only: scrypt N for a keyring made at start (recorded in it). */
   testScryptN?: number | undefined;
 }
@@ -68,9 +73,12 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
   const outer = express();
   outer.disable('x-powered-by');
   const server = https.createServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' }, outer);
-  server.requestTimeout = 0; // uploads and restore streams are long; idle sockets are still timed out below
+  server.requestTimeout = 0; // uploads and restore streams are long; a body that trickles is cut by guardSlowBody
   server.headersTimeout = 30_000;
   server.keepAliveTimeout = 30_000;
+  const slowBody = opts.slowBody ?? DEFAULT_SLOW_BODY;
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => guardSlowBody(req, res, slowBody, log));
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => answerClientError(err, socket));
 
   // No CORS: the web UI is served from this origin, and agents are not browsers.
   // maxHttpBufferSize: a bigger socket.io frame closes the connection (no event is that large; data goes over HTTPS).
@@ -88,6 +96,10 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
       next(Object.assign(new Error(message), { data: { code: 'APPLIANCE_LOCKED', hint: ERRORS.APPLIANCE_LOCKED.hint } }));
     });
   }
+  // The main namespace has no use: nobody may hold a connection there (an unauthenticated foothold otherwise).
+  io.of('/').use((_socket, next) => {
+    next(Object.assign(new Error('no such socket.io namespace: use /agent or /ui'), { data: { code: 'NOT_FOUND', hint: ERRORS.NOT_FOUND.hint } }));
+  });
 
   const bringUp = (keys: DataKeys | null): Promise<void> => {
     const a = buildAppliance(config, log, { ...(opts.clock ? { clock: opts.clock } : {}), ...(opts.passive ? { passive: opts.passive } : {}), keys });

@@ -4,3 +4,4 @@ export { loadConfig } from './config.js';
 export { ManualClock } from './clock.js';
 export type { PassiveOptions } from './passive/service.js';
 export { openStores } from './keys/open-stores.js';
+export { ROUTES, pathParams } from './http/openapi.js';

@@ -23,7 +23,12 @@ const PartitionSchema = z.looseObject({
 });
 export const DiskInfoSchema = z.strictObject({
   /** Stable key of the disk on its source (device path or image path). */
-  key: z.string().min(1).max(4096),
+  key: z
+    .string()
+    .min(1)
+    .max(4096)
+    // A label, never used as a path on the appliance; still refused when it looks like an attempt to climb out of one.
+    .refine((k) => ![...k].some((c) => c.charCodeAt(0) < 32 || c.charCodeAt(0) === 127) && !k.split('/').includes('..'), 'a disk key has no control characters and no ".." segment (give the absolute device or image path)'),
   size: z.number().int().positive(),
   /** Partition table and filesystems as discovered by the agent; stored as given, shown to users. */
   layout: z.looseObject({ table: z.looseObject({ type: z.string(), partitions: z.array(PartitionSchema).max(256) }) }).optional(),

@@ -78,9 +78,10 @@ export const ERRORS = {
   TRANSPORT_BUSY: { status: 409, user: true, hint: 'Wait for the transport preparation or arrival check under way to finish (GET /api/v1/transport).' },
   MANIFEST_INVALID: { status: 409, user: true, hint: 'DATA/transport/manifest.json is missing, damaged or does not match the data: the arrival check failed; see its report for the points affected.' },
   APPLIANCE_DISK_FULL: { status: 507, user: true, hint: "The appliance's data disk is full: free space (delete old points on the Points page, then let garbage collection run) or grow the data disk, then run the backup again; it resumes from the last acknowledged block." },
-  ROLE_FORBIDDEN: { status: 403, user: true, hint: "Your role does not allow this. Viewers read only; operators run jobs, restores and source actions; users, settings, agent revocation, transport and the audit log need an admin (docs/api.md, Roles)." },
+  ROLE_FORBIDDEN: { status: 403, user: true, hint: 'Your role does not allow this. Viewers read only; operators run jobs, restores and source actions; users, settings, agent revocation, transport and the audit log need an admin (docs/api.md, Roles).' },
   CSRF_REJECTED: { status: 403, user: true, hint: "Reload the web UI page and try again; requests that use the session cookie must come from the appliance's own pages and carry the X-Ferry-CSRF header it hands out. Scripts should use an API token instead of the cookie." },
   AGENT_REVOKED: { status: 409, user: true, hint: "The source's agent credential is revoked already; give the source a re-enrollment token (POST /api/v1/sources/{id}/enroll-token, or the source page) and run `ferry-agent enroll` with it on the source." },
+  REQUEST_TOO_SLOW: { status: 408, user: true, hint: 'Send the request body without long pauses; an agent does so by itself (a link this slow is down: it retries and resumes from its last acknowledged block).' },
   INTERNAL: { status: 500, user: false, hint: 'This is a bug. The appliance log (DATA/logs/appliance.log) has the details; please report it.' },
 } as const satisfies Record<string, { status: number; user: boolean; hint: string }>;
 

@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { ApplianceClient } from '@ferry/protocol';
-import { enrollAgent, type RunningAppliance } from '../lib/cli.js';
+import { enrollAgent, sh, type RunningAppliance } from '../lib/cli.js';
 import type { BackupJson } from '../lib/fixture-data.js';
 import { smallImage } from './disks.js';
 import { measure, vmHwm, watchProcess } from './measure.js';
@@ -92,6 +92,8 @@ export async function scalingLevel(agentBinary: string, appliance: RunningApplia
   for (let i = 0; i < agents; i += 5) {
     await Promise.all(states.slice(i, i + 5).map((s, k) => enrollAgent(appliance, s, `scale-${agents}-${i + k}`)));
   }
+  // The images were just written: flush them now, not on the appliance's fsyncs during the run.
+  await sh('sync', []);
   const client = new ApplianceClient(appliance.url, appliance.fingerprint, appliance.adminToken);
   const latencies: Record<string, number[]> = { 'GET /api/v1/jobs': [], 'GET /api/v1/sources': [] };
   let running = true;

@@ -46,6 +46,14 @@ const rssOf = (m: Measured, labels: Record<string, string>): Record<string, numb
   return out;
 };
 
+/**
+ * A step's figures with the fsync of its output added: borg, restic and Ferry make their writes durable themselves;
+ * for the tools that do not, `sync FILE` is part of the step, so every wall time ends with the data on disk.
+ */
+export function withSync(m: Measured, sync: Measured): Measured {
+  return { ...m, wallSeconds: m.wallSeconds + sync.wallSeconds, cpuSeconds: m.cpuSeconds + sync.cpuSeconds };
+}
+
 /** Allocated bytes of a (sparse) file: what a restore wrote. */
 async function allocated(file: string): Promise<number> {
   return (await stat(file)).blocks * 512;
@@ -289,10 +297,11 @@ export class PartcloneTool implements Tool {
     const out = path.join(this.#work, `copy${n}`);
     const dev = await attach(source, 1);
     try {
-      const m = await measure({
+      let m = await measure({
         cmd: 'bash',
         args: ['-c', 'set -eo pipefail; sfdisk -d "$1" > "$3.table"; partclone.ext4 -c -q -s "$2" -o - 2>/dev/null | lz4 -1 -q > "$3.pcl.lz4"', 'bash', source, `${dev}p1`, out],
       });
+      m = withSync(m, await measure({ cmd: 'sync', args: [`${out}.pcl.lz4`, `${out}.table`] }));
       const sent = await storedBytes(`${out}.pcl.lz4`);
       return { wallSeconds: m.wallSeconds, cpuSeconds: m.cpuSeconds, peakRss: rssOf(m, { 'partclone.ext4': 'partclone', lz4: 'lz4' }), bytesSent: sent, bytesStored: await storedBytes(this.#work) };
     } finally {
@@ -347,7 +356,7 @@ export class Lz4Tool implements Tool {
 
   async #copy(source: string): Promise<Phase> {
     const out = path.join(this.#work, `copy${++this.#copies}.lz4`);
-    const m = await measure({ cmd: 'lz4', args: ['-1', '-q', '-f', source, out] });
+    const m = withSync(await measure({ cmd: 'lz4', args: ['-1', '-q', '-f', source, out] }), await measure({ cmd: 'sync', args: [out] }));
     return { wallSeconds: m.wallSeconds, cpuSeconds: m.cpuSeconds, peakRss: rssOf(m, { lz4: 'lz4' }), bytesSent: await storedBytes(out), bytesStored: await storedBytes(this.#work) };
   }
 

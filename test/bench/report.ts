@@ -129,7 +129,7 @@ function goals(r: Results): Goal[] {
     note:
       fullRatio >= 1.3
         ? ''
-        : `Ferry reads only the used blocks, but every one of them is hashed twice (xxh64 for change detection, SHA-256 as the chunk id), LZ4-compressed, sent over TLS and, on the appliance, decompressed, hashed again with SHA-256 and written durably. Agent and appliance share this machine's ${r.machine.cpus} cores, so the pipeline is CPU-bound (see CPU seconds in the table and the profile below${profileGist(r.profile)}). ${fastest[0]} does far less per byte. What would close it: parallel hashing/compression on the agent (worker threads), and skipping the appliance's second SHA-256 of data the TLS channel already protects — or a trusted-agent mode that verifies chunk ids by sampling.`,
+        : `Ferry reads only the used blocks, but every one of them is hashed twice (xxh64 for change detection, SHA-256 as the chunk id), LZ4-compressed, sent over TLS and, on the appliance, checked again (SHA-256), encrypted and written durably. Agent and appliance share this machine's ${r.machine.cpus} cores, so the pipeline is CPU-bound (see CPU seconds in the table and the profile below${profileGist(r.profile)}). ${fastest[0]} does far less per byte. What would close it: spreading the agent's hashing and compression over worker threads (it runs them on one thread), and the same for the appliance's verification — on a real pair of machines the agent and the appliance also stop competing for the same cores.`,
   });
   }
   const incrWall = wall(r, 'ferry', 'incr');
@@ -144,7 +144,7 @@ function goals(r: Results): Goal[] {
     note:
       incrRatio <= 1.2
         ? ''
-        : 'The yardstick is one process reading warm data and hashing it, with no start-up. Ferry\'s incremental also starts a process (the executable unpacks and starts Node), opens a cycle and fetches the previous index, reads the ext4 bitmaps, SHA-256-hashes and compresses the changed blocks, sends them and commits the point (durable index, SQLite). On a small disk those fixed costs are a large share: they do not grow with the disk, the read-and-hash part does.',
+        : `The yardstick only reads and xxh64-hashes. Of the ${mib(median(r.ferryStats.incr.map((x) => x.bytesRead)), 0)} Ferry read, ${mib(median(r.ferryStats.incr.map((x) => x.bytesChanged)), 0)} were in changed 1 MiB blocks, and those also went through SHA-256, LZ4, TLS and the appliance (checked, encrypted, written durably); the cycle also starts a process, fetches the previous index and commits a point. What would close it: fewer changed bytes per change (smaller blocks, see the block-size study) and the same worker-thread parallelism as for the full backup.`,
   });
   const deltas = peers.filter((t) => r.incremental[t]).map((t) => [t, sent(r, t, 'incr')] as const).sort((a, b) => a[1] - b[1]);
   const ferryIncr = sent(r, 'ferry', 'incr');
@@ -172,7 +172,7 @@ function goals(r: Results): Goal[] {
     note:
       restoreRatio >= 0.9
         ? ''
-        : 'dd copies a warm file into the page cache with no checks. Ferry\'s restore fetches every chunk over TLS, the appliance reads and checks it (chunk file checksum), the client decompresses it, checks SHA-256 and xxh64, writes it, and — by default — reads it back and checks it again. Closing the gap: overlap fetch, decompress and write in parallel streams, and make the read-back check cheaper (xxh64 only).',
+        : 'dd copies a warm file into the page cache with no checks. Ferry\'s restore fetches every chunk over TLS; the appliance reads, checks and decrypts it; the client decompresses and checks each block, writes it and — by default — reads it back and checks it again. What would close it: several chunk streams in flight at once (fetch, decompress and write overlapped across cores), and a cheaper read-back check.',
   });
   const f = r.footprint;
   if (!f) out.push(notMeasured(GOALS.footprint));
@@ -183,7 +183,7 @@ function goals(r: Results): Goal[] {
     note:
       f.machineCpuPercent < 3 && f.peakRss < 100e6
         ? ''
-        : `At 300 Mbit/s the agent moves ~37.5 MB/s of compressed data; reading, hashing (xxh64 + SHA-256) and compressing what that carries costs CPU in proportion to the data, and on a ${r.machine.cpus}-CPU machine "% of the machine" is large for any single-threaded pipeline. On a typical source server with 8–32 cores the same CPU seconds are 4–16× smaller a share. RSS is dominated by Node itself (V8 heap, the executable's code) and the batches in flight.`,
+        : footprintNote(r, f),
   });
   const one = r.scaling.find((s) => s.agents === 1);
   const twenty = r.scaling.find((s) => s.agents === 20);
@@ -350,11 +350,13 @@ ${r.image.changes.pageWrites} scattered 16 KiB page writes in two large files �
 
 Every tool works on the same image file (\`source.img\`, copied from the cache before the full backups and replaced by
 the changed image before the incrementals), in one session, ${r.runs} run${r.runs > 1 ? 's' : ''}; each run uses fresh repositories and a
-different order (rotated, reversed every other run): ${r.orders.map((o) => o.join(' → ')).join('; ')}. Cells show the median and,
+different order: ${r.orders.map((o) => o.join(' → ')).join('; ')}. Cells show the median and,
 in brackets, min–max. Ferry: agent → appliance over loopback HTTPS on this machine, unthrottled, 1 MiB blocks. The
 peers write to a local repository; for them "bytes sent" is what the repository grew by — what would cross the network
 to a remote one. Images and repositories are in the page cache (the machine has ${fmt(r.machine.memGiB, 0)} GiB of RAM): the
-figures measure each tool's pipeline, not the disk. "MB/s of disk size" is the disk's ${fmt(r.image.diskBytes / 1e6, 0)} MB over the wall time
+figures measure each tool's pipeline, not the disk. Before every step the page cache is flushed (\`sync\`, not timed), and every
+step's time ends with its output on disk: borg, restic and Ferry fsync their writes themselves; for lz4's and partclone's
+output files and for every restored image a \`sync FILE\` is part of the step. "MB/s of disk size" is the disk's ${fmt(r.image.diskBytes / 1e6, 0)} MB over the wall time
 (1 MB = 10⁶ bytes; MiB = 2²⁰). CPU is user + sys of every process the tool ran (GNU time's rusage of its children),
 plus, for Ferry, the appliance process's CPU over the same interval. Peak RSS is each process's VmHWM (sampled from
 /proc every 50 ms; the appliance's is reset before each step).
@@ -428,6 +430,23 @@ ${profileSection(r.profile)}
 `;
   await writeFile(path.join(ROOT, 'docs', 'benchmarks.md'), md.replace(/\n{3,}/g, '\n\n'));
   process.stdout.write(md);
+}
+
+function footprintNote(r: Results, f: Footprint): string {
+  const cores = f.cpuSeconds / f.wallSeconds;
+  const allowed = 0.03 * r.machine.cpus;
+  const parts: string[] = [];
+  const rate = (f.backup.bytesSent * 8) / 1e6 / f.backup.seconds;
+  if (rate < 0.9 * f.networkMbps) {
+    parts.push(`The agent averaged ${fmt(rate, 0)} Mbit/s, not ${f.networkMbps}: on the shared machine it did not get the CPU to keep up, so its CPU share below is for that rate.`);
+  }
+  if (f.machineCpuPercent >= 3) {
+    parts.push(
+      `The agent used ${fmt(cores, 2)} of a core for ${fmt((f.backup.bytesRead / 1e6) / f.wallSeconds)} MB/s read (${fmt(f.cpuSeconds / (f.backup.bytesRead / 1e9), 1)} CPU-seconds per GB: reading, xxh64, SHA-256 and LZ4 of every block, TLS); 3 % of this ${r.machine.cpus}-CPU machine is ${fmt(allowed, 2)} of a core, ${fmt(cores / allowed, 1)}× less. The goal scales with the source's size: on an 8-core server 3 % is 0.24 of a core. What would close it here: less work per byte — SHA-256 and LZ4 are the top of the agent's profile — e.g. not running LZ4 over blocks a quick sample shows to be incompressible (most of this disk's data), and reading with O_DIRECT so the page cache copy goes away.`,
+    );
+  }
+  if (f.peakRss >= 100e6) parts.push(`Peak RSS ${fmt(f.peakRss / 1e6, 0)} MB: Node itself (V8 heap, the executable's code) plus the batches in flight.`);
+  return parts.join(' ');
 }
 
 function footprintRow(r: Results): string {

@@ -3,16 +3,17 @@
  * agent's footprint, scaling to many agents and the block-size study. Not a test: it asserts nothing about speed.
  * Writes docs/benchmarks.md and docs/benchmarks.svg (regenerated, never hand-edited) and the raw figures to
  * test/out/bench-results.json. BENCH_QUICK=1: one run on a small image, for developing the bench.
- * BENCH_REPORT_ONLY=1: rewrite the report from test/out/bench-results.json without measuring.
+ * BENCH_REPORT_ONLY=1: rewrite the report from test/out/bench-results.json without measuring; BENCH_ONLY=scaling:
+ * measure the scaling section again into those results.
  */
 import { readFileSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { ROOT, sh } from '../lib/cli.js';
+import { ROOT, sh, type RunningAppliance } from '../lib/cli.js';
 import { ensureAgentBinary } from '../lib/agent-binary.js';
 import { fsckClean } from '../lib/disk-image.js';
-import { agentFootprint, scalingLevel } from './agents.js';
+import { agentFootprint, scalingLevel, type ScalingLevel } from './agents.js';
 import { modelIncremental, trimmedCopy, type ModelResult } from './block-model.js';
 import { footprintImage } from './disks.js';
 import { measure } from './measure.js';
@@ -59,9 +60,11 @@ async function blockSizeStudy(agentBinary: string, base: string, changed: string
     const ferry = new FerryTool({ agentBinary, blockSize });
     try {
       await ferry.setup(dir);
+      await sh('sync', []);
       const full = await ferry.full(source);
       const fullStats = ferry.lastBackup!;
       await place(changed, source);
+      await sh('sync', []);
       const incr = await ferry.incr(source);
       const incrStats = ferry.lastBackup!;
       out.push({ blockSize, full, incr, fullStats, incrStats, indexBytes: (await stat(await ferry.newestIndex(path.join(dir, 'newest.fidx')))).size });
@@ -77,9 +80,42 @@ async function blockSizeStudy(agentBinary: string, base: string, changed: string
   return out;
 }
 
+/** 1, 5 and 20 agents at once into one appliance; a level that fails is a failure in the report. */
+async function scalingRun(agentBinary: string, appliance: RunningAppliance, work: string, failures: Results['failures']): Promise<ScalingLevel[]> {
+  const out: ScalingLevel[] = [];
+  for (const agents of [1, 5, 20]) {
+    log(`scaling: ${agents} agents…`);
+    try {
+      await sh('sync', []);
+      out.push(await scalingLevel(agentBinary, appliance, work, agents, QUICK ? 64 : 384, QUICK ? 24 : 192));
+    } catch (err) {
+      failures.push({ tool: 'ferry', phase: `scaling with ${agents} agents`, run: 0, message: errorGist((err as Error).message) });
+    }
+    await sh('bash', ['-c', `rm -f ${work}/scale-*.img`]);
+  }
+  return out;
+}
+
 async function main(): Promise<void> {
   if (process.env.BENCH_REPORT_ONLY === '1') {
     await writeReport(JSON.parse(await readFile(RESULTS, 'utf8')) as Results);
+    return;
+  }
+  if (process.env.BENCH_ONLY === 'scaling') {
+    // Re-measures the scaling section alone into the existing results (e.g. after it failed for an outside reason).
+    const r = JSON.parse(await readFile(RESULTS, 'utf8')) as Results;
+    const work = await mkdtemp(path.join(os.tmpdir(), 'ferry-bench-'));
+    const appliance = await startBenchAppliance(path.join(work, 'agents-appliance'));
+    try {
+      r.failures = r.failures.filter((f) => !f.phase.startsWith('scaling'));
+      r.scaling = await scalingRun(await ensureAgentBinary(), appliance, work, r.failures);
+      r.machine.loadAfter = os.loadavg();
+      await writeFile(RESULTS, JSON.stringify(r, null, 1));
+      await writeReport(r);
+    } finally {
+      await appliance.stop();
+      await rm(work, { recursive: true, force: true });
+    }
     return;
   }
   const recipe = QUICK ? RECIPES.quick : RECIPES.full;
@@ -102,6 +138,8 @@ async function main(): Promise<void> {
     if (failed.has(tool)) return false;
     log(`  ${phase}: ${tool}`);
     try {
+      // Nothing another step left dirty in the page cache may be flushed on this step's time (an fsync waits for it).
+      await sh('sync', []);
       const p = await fn();
       samples[tool] ??= { full: [], incr: [], restore: [] };
       samples[tool][phase].push(p);
@@ -118,8 +156,9 @@ async function main(): Promise<void> {
     const source = path.join(work, 'source.img');
     const target = path.join(work, 'restored.img');
     for (let run = 0; run < runs; run++) {
-      // Alternating order: rotated each run and reversed every other run, so no tool always goes first.
-      const rotated = tools.map((_, i) => tools[(i + run) % tools.length]!);
+      // Alternating order: every other run is the previous one reversed (first goes last), and each pair is rotated
+      // by one, so no tool always goes first or last.
+      const rotated = tools.map((_, i) => tools[(i + Math.floor(run / 2)) % tools.length]!);
       const order = run % 2 === 1 ? rotated.reverse() : rotated;
       orders.push(order.map((t) => t.name));
       log(`run ${run + 1}/${runs}, order ${orders.at(-1)!.join(', ')}`);
@@ -140,7 +179,13 @@ async function main(): Promise<void> {
       const restorers: [string, (target: string) => Promise<Phase>][] = [...order.map((t): [string, (x: string) => Promise<Phase>] => [t.name, (x) => t.restore(x)]), ['dd', (x) => ddCopy(source, x)]];
       for (const [name, restore] of run % 2 === 1 ? restorers.reverse() : restorers) {
         await rm(target, { force: true });
-        if ((await step(name, 'restore', run, failed, () => restore(target))) && run === 0) checks.push(await checkRestore(name, source, target));
+        // Every restore ends with the target's fsync in its time (Ferry's restore syncs itself; dd, lz4 and the others do not).
+        const synced = async (): Promise<Phase> => {
+          const p = await restore(target);
+          const sync = await measure({ cmd: 'sync', args: [target] });
+          return { ...p, wallSeconds: p.wallSeconds + sync.wallSeconds, cpuSeconds: p.cpuSeconds + sync.cpuSeconds };
+        };
+        if ((await step(name, 'restore', run, failed, synced)) && run === 0) checks.push(await checkRestore(name, source, target));
         await rm(target, { force: true });
       }
       for (const t of order) await t.teardown();
@@ -151,19 +196,12 @@ async function main(): Promise<void> {
     let footprint: Results['footprint'];
     const scaling: Results['scaling'] = [];
     try {
+      await sh('sync', []);
       footprint = await agentFootprint(agentBinary, appliance, fpImage, path.join(work, 'footprint-agent'), 300).catch((err: Error) => {
         failures.push({ tool: 'ferry', phase: 'footprint', run: 0, message: errorGist(err.message) });
         return null;
       });
-      for (const agents of [1, 5, 20]) {
-        log(`scaling: ${agents} agents…`);
-        try {
-          scaling.push(await scalingLevel(agentBinary, appliance, work, agents, QUICK ? 64 : 384, QUICK ? 24 : 192));
-        } catch (err) {
-          failures.push({ tool: 'ferry', phase: `scaling with ${agents} agents`, run: 0, message: errorGist((err as Error).message) });
-        }
-        await sh('bash', ['-c', `rm -f ${work}/scale-*.img`]);
-      }
+      scaling.push(...(await scalingRun(agentBinary, appliance, work, failures)));
     } finally {
       await appliance.stop();
     }

@@ -270,6 +270,28 @@ describe('web UI in a real browser', { timeout: 10 * 60_000 }, () => {
     await page.getByTestId('lang').selectOption('en');
   });
 
+  test('a source named with a script tag and an RTL override shows as inert text; an admin revokes its agent', async () => {
+    const { page } = b;
+    const hostile = '<img src=x onerror="window.__ferryXss=1">\u202Egnp.exe';
+    const a = t.server.appliance;
+    const { sourceId } = a.auth.enroll({ token: a.auth.createEnrollToken().token, hostname: hostile });
+    await page.goto(t.server.url);
+    await page.getByLabel('User name').fill(ADMIN);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Log in' }).click();
+    for (const p of ['/sources', `/sources/${sourceId}`]) {
+      await page.goto(`${t.server.url}/#${p}`);
+      await page.getByText('<img src=x onerror=', { exact: false }).first().waitFor();
+    }
+    assert.equal(await page.locator('img[src="x"]').count(), 0, 'no element was made from the name');
+    assert.equal(await page.evaluate('window.__ferryXss'), undefined, 'no script ran');
+    // A state change from the page itself: the app sends the session's CSRF header.
+    await page.getByTestId('revoke-agent').click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Revoke agent…' }).click();
+    await page.getByText('Revoked: 1 credential(s).').waitFor();
+    assert.equal(a.auth.agentCredentials(sourceId).live, 0);
+  });
+
   test('a tablet (768×1024) gets the same screens, with nothing cut off', async () => {
     const tablet = await startBrowser({ width: 768, height: 1024 });
     try {

@@ -35,20 +35,21 @@ import {
 
 const IMAGE_MIB = 24;
 const BATCH_BLOCKS = 2;
-/** Random kills: a bigger image, so that more of the span a kill can land in is inside the cycle. */
-const RANDOM_MIB = 48;
+/** Random kills: two disks (the agent sends them one after the other), bigger, so that more kills land inside a cycle. */
+const RANDOM_MIB = [32, 16];
 
-/** The running cycle's acknowledged position, straight from the catalog (null: no cycle is running). */
-async function runningPosition(dataDir: string): Promise<{ cycle: number; nextBlock: number; blockCount: number } | null> {
+/** The running cycle's acknowledged position per disk, straight from the catalog (null: no cycle is running). */
+async function runningPosition(dataDir: string): Promise<{ cycle: number; nextBlock: number; blockCount: number; disks: { nextBlock: number; blockCount: number }[] } | null> {
   const out = (
     await sh('sqlite3', [
       path.join(dataDir, 'catalog.sqlite'),
-      "SELECT c.id, d.next_block, d.block_count FROM cycles c JOIN cycle_disks d ON d.cycle_id = c.id WHERE c.state = 'running';",
+      "SELECT c.id, d.next_block, d.block_count FROM cycles c JOIN cycle_disks d ON d.cycle_id = c.id WHERE c.state = 'running' ORDER BY d.slot;",
     ])
   ).trim();
   if (!out) return null;
-  const [cycle, nextBlock, blockCount] = out.split('|').map(Number);
-  return { cycle: cycle!, nextBlock: nextBlock!, blockCount: blockCount! };
+  const rows = out.split('\n').map((line) => line.split('|').map(Number));
+  const disks = rows.map(([, nextBlock, blockCount]) => ({ nextBlock: nextBlock!, blockCount: blockCount! }));
+  return { cycle: rows[0]![0]!, ...disks[0]!, disks };
 }
 
 /** Committed points' ids, oldest first. */
@@ -75,6 +76,9 @@ function expectedAfterKill(point: string, n: number): { nextBlock: number | 'com
       return { nextBlock: (n - 1) * BATCH_BLOCKS, streamed: n * BATCH_BLOCKS };
     case 'before-ack':
       return { nextBlock: n * BATCH_BLOCKS, streamed: n * BATCH_BLOCKS };
+    case 'index-sealed':
+      // Every block acknowledged, the commit interrupted: the point is not committed, the cycle still runs.
+      return { nextBlock: IMAGE_MIB, streamed: IMAGE_MIB };
     default:
       return { nextBlock: 'committed', streamed: IMAGE_MIB };
   }
@@ -101,7 +105,7 @@ describe('crash: the appliance killed at named points and at random moments', { 
     return a;
   }
 
-  const POINTS = ['chunk-written', 'chunk-fsynced', 'chunk-renamed', 'index-written', 'before-ack', 'catalog-committed'] as const;
+  const POINTS = ['chunk-written', 'chunk-fsynced', 'chunk-renamed', 'index-written', 'before-ack', 'index-sealed', 'catalog-committed'] as const;
   for (const [i, point] of POINTS.entries()) {
     test(`killed at ${point}: nothing acknowledged is lost, the cycle resumes re-sending at most one batch`, async () => {
       const rng = new Rng(seed + i);
@@ -122,7 +126,7 @@ describe('crash: the appliance killed at named points and at random moments', { 
 
       // Every block changes, so the second cycle sends IMAGE_MIB new chunks in IMAGE_MIB / BATCH_BLOCKS batches.
       await writeFile(image, rng.bytes(IMAGE_MIB * MIB));
-      const n = point === 'catalog-committed' ? 1 : point.startsWith('chunk-written') || point === 'chunk-renamed' ? 1 + rng.int(IMAGE_MIB - 2) : 1 + rng.int(IMAGE_MIB / BATCH_BLOCKS - 1);
+      const n = point === 'catalog-committed' || point === 'index-sealed' ? 1 : point === 'chunk-written' || point === 'chunk-renamed' ? 1 + rng.int(IMAGE_MIB - 2) : 1 + rng.int(IMAGE_MIB / BATCH_BLOCKS - 1);
       const fault = `${point}:${n}`;
       a = await start(dataDir, fault);
       await repoint(state, a.url);
@@ -171,32 +175,45 @@ describe('crash: the appliance killed at named points and at random moments', { 
     });
   }
 
-  test('random kills during backup cycles (FERRY_FAULT_FULL=1: 50 cycles)', async () => {
+  test('random kills during backup cycles of two disks (FERRY_FAULT_FULL=1: 50 cycles)', async () => {
     const cycles = process.env.FERRY_FAULT_FULL === '1' ? 50 : 8;
     const rng = new Rng(seed + 100);
     const dir = path.join(work, 'random');
     const dataDir = path.join(dir, 'appliance');
     const state = path.join(dir, 'agent');
-    const image = path.join(dir, 'source.img');
+    const images = RANDOM_MIB.map((_, i) => path.join(dir, `disk-${i}.img`));
     await sh('mkdir', ['-p', dir]);
-    await writeFile(image, rng.bytes(RANDOM_MIB * MIB));
+    const copies = async (tag: string): Promise<string[]> => {
+      const out = images.map((img) => `${img}.${tag}`);
+      for (const [i, img] of images.entries()) await copyFile(img, out[i]!);
+      return out;
+    };
+    for (const [i, img] of images.entries()) await writeFile(img, rng.bytes(RANDOM_MIB[i]! * MIB));
     let a = await start(dataDir);
     await enrollAgent(a, state, 'crash-random');
-    /** Points acknowledged to the agent, with a copy of the image they must restore to (checked after the next kill). */
-    const unchecked: { id: number; copy: string }[] = [];
-    const first = path.join(dir, 'first.img');
-    await copyFile(image, first);
-    const firstPoint = ok(await backup(state, image), 'first backup');
+    /** Points acknowledged to the agent, with copies of the images they must restore to (checked after the next kill). */
+    const unchecked: { id: number; copy: string[] }[] = [];
+    const first = await copies('first');
+    const firstPoint = ok(await backup(state, images), 'first backup');
     let kills = 0;
     let resumes = 0;
     for (let c = 0; c < cycles; c++) {
-      await scribble(image, rng, RANDOM_MIB / 2 + rng.int(RANDOM_MIB));
-      const copy = path.join(dir, `cycle-${c}.img`);
-      await copyFile(image, copy);
-      // The agent starts in ~0.8 s, its cycle then takes ~0.1–0.6 s: kill anywhere in that span (or just after it).
-      const delay = 700 + rng.int(900);
-      const run = backup(state, image);
-      await sleep(delay);
+      for (const [i, img] of images.entries()) await scribble(img, rng, RANDOM_MIB[i]! / 4 + rng.int(RANDOM_MIB[i]! / 2));
+      const copy = await copies(`cycle-${c}`);
+      // Killed at a random moment of the cycle: `delay` ms after the catalog shows it running (or when the backup ended).
+      const delay = rng.int(500);
+      const agentRun = { finished: false };
+      const run = backup(state, images).finally(() => (agentRun.finished = true));
+      // Watch the catalog while the cycle runs: whatever position it has committed must survive the kill.
+      let seen: { cycle: number; disks: number[] } | null = null;
+      let until = Date.now() + 60_000;
+      while (Date.now() < until && !agentRun.finished) {
+        const pos = await runningPosition(dataDir).catch(() => null);
+        if (pos && !seen) until = Date.now() + delay;
+        if (pos && (!seen || pos.cycle !== seen.cycle)) seen = { cycle: pos.cycle, disks: pos.disks.map((d) => d.nextBlock) };
+        else if (pos && seen) seen.disks = seen.disks.map((n, i) => Math.max(n, pos.disks[i]!.nextBlock));
+        await sleep(Math.max(0, Math.min(50, until - Date.now())));
+      }
       await kill9(a);
       kills++;
       const r = await run;
@@ -208,20 +225,32 @@ describe('crash: the appliance killed at named points and at random moments', { 
       await verifyClean(dataDir);
       for (const p of unchecked.splice(0)) {
         await restoreEqual(a, p.id, p.copy, dir);
-        await rm(p.copy);
+        for (const f of p.copy) await rm(f);
       }
+      let outcome = 'the cycle had completed';
       if (r.code !== 0) {
         const pos = await runningPosition(dataDir);
-        const resumed = await backup(state, image);
+        const at = pos?.disks.map((d) => `${d.nextBlock}/${d.blockCount}`).join(' + ');
+        outcome = pos ? `cycle ${pos.cycle} interrupted at blocks ${at} (seen before the kill: ${seen?.disks.join(' + ') ?? '-'})` : 'killed before the cycle started';
+        if (seen && pos?.cycle === seen.cycle) {
+          for (const [i, d] of pos.disks.entries()) {
+            assert.ok(d.nextBlock >= seen.disks[i]!, `cycle ${pos.cycle} disk ${i} was at block ${seen.disks[i]} before the kill, ${d.nextBlock} after`);
+          }
+        } else if (seen) {
+          assert.ok((await committedPoints(dataDir)).includes(seen.cycle), `cycle ${seen.cycle}, running before the kill, is still running or committed`);
+        }
+        const resumed = await backup(state, images);
         const id = ok(resumed, `backup after the kill in cycle ${c}`);
-        if (pos && /resuming cycle/.test(resumed.stderr)) {
-          resumes++;
+        // A cycle killed before its first acknowledgement may lack its index files (killed while creating them): it starts anew.
+        if (pos?.disks.some((d) => d.nextBlock > 0)) {
+          assert.match(resumed.stderr, new RegExp(`resuming cycle ${pos.cycle}\\b`), 'the agent continued the interrupted cycle');
           assert.equal(id, pos.cycle, 'the interrupted cycle is the one committed');
         }
+        if (/resuming cycle/.test(resumed.stderr)) resumes++;
         await restoreEqual(a, id, copy, dir);
-        await rm(copy);
+        for (const f of copy) await rm(f);
       }
-      process.stdout.write(`# random kill ${c + 1}/${cycles} after ${delay} ms: ${r.code === 0 ? 'cycle had completed' : 'cycle interrupted'}\n`);
+      process.stdout.write(`# random kill ${c + 1}/${cycles}, ${delay} ms into the cycle: ${outcome}\n`);
     }
     await restoreEqual(a, firstPoint, first, dir);
     await verifyClean(dataDir);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
-import { open, readFile, rm, writeFile } from 'node:fs/promises';
+import { open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ApplianceClient, API_PREFIX, type CycleState } from '@ferry/protocol';
 import { ferry, ferryOk, sh, startAppliance, type RunningAppliance } from '../lib/cli.js';
@@ -104,9 +104,9 @@ export interface BackupRun {
   bytesSent?: number;
 }
 
-/** `ferry-agent backup --json` of one image. */
-export async function backup(stateDir: string, image: string): Promise<BackupRun> {
-  const r = await ferry('agent', ['backup', '--disk', image, '--state', stateDir, '--json']);
+/** `ferry-agent backup --json` of one image, or of several (one disk each, in this order). */
+export async function backup(stateDir: string, images: string | string[]): Promise<BackupRun> {
+  const r = await ferry('agent', ['backup', '--disk', ...[images].flat(), '--state', stateDir, '--json']);
   if (r.code !== 0) return r;
   const j = JSON.parse(r.stdout) as { point: { id: number }; bytesSent: number };
   return { ...r, pointId: j.point.id, bytesSent: j.bytesSent };
@@ -127,7 +127,13 @@ export interface VerifyReport {
 /** `ferry-appliance verify --json` (with the test passphrase). */
 export async function verify(dataDir: string): Promise<{ code: number | null; report: VerifyReport; stderr: string }> {
   const r = await ferry('appliance', ['verify', '--data', dataDir, '--json']);
-  return { code: r.code, report: JSON.parse(r.stdout) as VerifyReport, stderr: r.stderr };
+  let report: VerifyReport;
+  try {
+    report = JSON.parse(r.stdout) as VerifyReport;
+  } catch {
+    throw new Error(`ferry-appliance verify exited ${r.code} without a JSON report:\n${r.stderr}\n${r.stdout}`);
+  }
+  return { code: r.code, report, stderr: r.stderr };
 }
 
 export async function verifyClean(dataDir: string): Promise<VerifyReport> {
@@ -144,16 +150,19 @@ export async function restoreTo(a: RunningAppliance, pointId: number, target: st
   return { code: r.code, output: r.stderr + r.stdout };
 }
 
-/** Restores a point and checks it equals `expected` byte for byte. */
-export async function restoreEqual(a: RunningAppliance, pointId: number, expected: string, work: string): Promise<void> {
-  const want = await readFile(expected);
-  const target = path.join(work, `restore-${pointId}.img`);
+/** Restores a point and checks each disk equals its `expected` image byte for byte. */
+export async function restoreEqual(a: RunningAppliance, pointId: number, expected: string | string[], work: string): Promise<void> {
+  const images = [expected].flat();
+  const targets = images.map((_, i) => path.join(work, `restore-${pointId}-${i}.img`));
   try {
-    const r = await restoreTo(a, pointId, target, want.length);
-    assert.equal(r.code, 0, `restore of point ${pointId}: ${r.output}`);
-    assert.ok((await readFile(target)).equals(want), `point ${pointId} restores byte-equal to ${expected}`);
+    for (const [i, img] of images.entries()) await sh('truncate', ['-s', String((await stat(img)).size), targets[i]!]);
+    const r = await ferry('restore', ['--appliance', a.url, '--fingerprint', a.fingerprint, '--token', a.adminToken, '--point', String(pointId), '--target', targets.join(',')]);
+    assert.equal(r.code, 0, `restore of point ${pointId}: ${r.stderr}${r.stdout}`);
+    for (const [i, img] of images.entries()) {
+      assert.ok((await readFile(targets[i]!)).equals(await readFile(img)), `point ${pointId} disk ${i} restores byte-equal to ${img}`);
+    }
   } finally {
-    await rm(target, { force: true });
+    for (const t of targets) await rm(t, { force: true });
   }
 }
 

@@ -8,8 +8,10 @@ const READS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 function actorOf(p: Principal | undefined, req: Request): { actor: string; role: string | null } {
   if (!p) {
-    const name = req.path === '/login' || req.path === '/setup' ? (req.body as { username?: unknown } | undefined)?.username : undefined;
-    return { actor: typeof name === 'string' ? `login:${name.slice(0, 64)}` : req.path === '/enroll' ? 'enroll-token' : 'anonymous', role: null };
+    // Read when the reply is sent: by then express has put back the full URL, so match on it.
+    const route = req.originalUrl.split('?')[0]!;
+    const name = route.endsWith('/login') || route.endsWith('/setup') ? (req.body as { username?: unknown } | undefined)?.username : undefined;
+    return { actor: typeof name === 'string' ? `login:${name.slice(0, 64)}` : route.endsWith('/enroll') ? 'enroll-token' : 'anonymous', role: null };
   }
   switch (p.kind) {
     case 'admin':

@@ -30,6 +30,7 @@ export function authenticate(auth: AuthService, policy: AccessPolicy) {
   return (req: Request, res: Response, next: NextFunction): void => {
     const cookie = req.headers.authorization ? null : sessionCookieOf(req.headers.cookie);
     const p = auth.authenticateRequest(req.headers.authorization, cookie);
+    res.locals.principal = p;
     if (cookie && !SAFE_METHODS.has(req.method)) {
       if (!fromOwnPages(req.headers)) {
         throw new FerryError('CSRF_REJECTED', `a request from another site (${req.headers.origin ?? req.headers.referer}) may not use the web UI session`);
@@ -38,7 +39,6 @@ export function authenticate(auth: AuthService, policy: AccessPolicy) {
         throw new FerryError('CSRF_REJECTED', `a request made with the web UI session needs this session's ${CSRF_HEADER} header`);
       }
     }
-    res.locals.principal = p;
     if (p.kind === 'admin') {
       const need = policy.roleFor(req.method, req.path);
       if (need) assertRole(p.role, need);

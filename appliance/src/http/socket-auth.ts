@@ -16,9 +16,9 @@ export function socketAuth(auth: AuthService, kind: Principal['kind'], accept: (
       if (cookie && !fromOwnPages(socket.handshake.headers)) {
         throw new FerryError('CSRF_REJECTED', `a page from another site (${socket.handshake.headers.origin ?? socket.handshake.headers.referer}) may not use the web UI session`);
       }
+      const p = cookie ? auth.authenticateSession(cookie) : auth.authenticate(typeof token === 'string' ? `Bearer ${token}` : undefined);
       // A WebSocket is not bound by the same-origin policy: the session's CSRF token proves the page is ours.
       if (cookie && !csrfMatches(cookie, csrf)) throw new FerryError('CSRF_REJECTED', 'the web UI socket needs auth.csrf, the CSRF token of this session');
-      const p = cookie ? auth.authenticateSession(cookie) : auth.authenticate(typeof token === 'string' ? `Bearer ${token}` : undefined);
       if (p.kind !== kind) throw new FerryError('FORBIDDEN', `this channel takes an ${kind} credential`);
       accept(socket, p);
       next();
