@@ -814,7 +814,7 @@ export const ROUTES: readonly Route[] = [
     credential: 'admin-or-agent',
     body: { binary: 'A frame stream: stream header, CHUNK frames, BLOCK frames in block order, END.' },
     reply: { data: ref('UploadResponse') },
-    errors: ['CYCLE_NOT_FOUND', 'FORBIDDEN', 'CYCLE_NOT_RUNNING', 'STREAM_INVALID', 'BLOCK_OUT_OF_ORDER', 'CHUNK_MISMATCH', 'CHUNK_MISSING', 'PAYLOAD_TOO_LARGE', 'INDEX_DAMAGED'],
+    errors: ['CYCLE_NOT_FOUND', 'FORBIDDEN', 'CYCLE_NOT_RUNNING', 'STREAM_INVALID', 'BLOCK_OUT_OF_ORDER', 'CHUNK_MISMATCH', 'CHUNK_MISSING', 'PAYLOAD_TOO_LARGE', 'INDEX_DAMAGED', 'APPLIANCE_DISK_FULL'],
     spec: 'docs/spec/frame-stream.md#upload-stream',
   },
   {
@@ -827,7 +827,7 @@ export const ROUTES: readonly Route[] = [
     credential: 'admin-or-agent',
     body: { json: 'CommitCycleRequest' },
     reply: { data: ref('CommitCycleResponse') },
-    errors: ['CYCLE_NOT_FOUND', 'FORBIDDEN', 'CYCLE_NOT_RUNNING', 'CYCLE_INCOMPLETE', 'CHUNK_MISSING', 'INDEX_DAMAGED'],
+    errors: ['CYCLE_NOT_FOUND', 'FORBIDDEN', 'CYCLE_NOT_RUNNING', 'CYCLE_INCOMPLETE', 'CHUNK_MISSING', 'INDEX_DAMAGED', 'APPLIANCE_DISK_FULL'],
     spec: 'docs/spec/block-index.md#write-ordering',
   },
   // points

@@ -2,6 +2,7 @@ import type { NextFunction, Request, Response } from 'express';
 import { ERRORS, FerryError, type Reply } from '@ferry/protocol';
 import { ZodError, type ZodType } from 'zod';
 import type { Logger } from 'pino';
+import { diskFullOr } from '../faults.js';
 import type { Principal } from '../auth/service.js';
 
 /** Wraps a route so its result becomes `{ ok: true, data }` and any throw goes to the one error handler. */
@@ -41,6 +42,9 @@ function toFerryError(err: unknown): FerryError {
     return new FerryError('BAD_REQUEST', `the request body could not be read: ${e.message ?? e.type}`);
   }
   if (typeof e.status === 'number' && e.status >= 400 && e.status < 500) return new FerryError('BAD_REQUEST', e.message ?? 'bad request');
+  // Any route that writes (a cycle's start creates its index files) can meet a full data directory.
+  const full = diskFullOr(err);
+  if (full instanceof FerryError) return full;
   // The client went away mid-request (a link that dropped, an agent that stopped): its problem, not a bug.
   const code = (err as NodeJS.ErrnoException).code;
   if (e.message === 'aborted' || code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE') {

@@ -143,3 +143,18 @@ export interface RestoreCode {
   restore: import('@ferry/protocol').RestoreView;
   code: string;
 }
+
+/** GET /transport (appliance/src/transport/service.ts TransportStatus; docs/api.md "Transport"). */
+export type TransportPhase = 'idle' | 'preparing' | 'ready' | 'arriving' | 'arrived' | 'failed';
+export interface TransportStatus {
+  phase: TransportPhase;
+  powerOffSafe: boolean;
+  jobsAllowed: boolean;
+  message: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  pausedJobs: number[];
+  rootHash: string | null;
+  damagedPoints: { id: number; name: string; problems: string[] }[];
+  mismatches: string[];
+}
