@@ -46,6 +46,8 @@ export interface Results {
   profile: Profiles | null;
   /** Steps that failed: the tool sat out the rest of that run. */
   failures: { tool: string; phase: string; run: number; message: string }[];
+  /** Set when the scaling section was measured again on its own (BENCH_ONLY=scaling). */
+  scalingMeasuredAt?: string;
 }
 
 const MIB = 1024 * 1024;
@@ -403,7 +405,7 @@ ${footprintRow(r)}
 Each agent backs up its own ${s[0] ? `${s[0].diskMiB} MiB ` : ''}disk image (${s[0] ? `${s[0].dataMiB} MiB of data, ` : ''}no partition table, its own random and text data, so nothing deduplicates
 across agents), all started at once; one appliance for all levels. Aggregate = bytes read by all agents over the time
 from the first start to the last committed point. Meanwhile an admin client calls \`GET /api/v1/jobs\` and
-\`GET /api/v1/sources\` (what the UI polls) one after the other, pausing 100 ms between rounds.
+\`GET /api/v1/sources\` (what the UI polls) one after the other, pausing 100 ms between rounds.${r.scalingMeasuredAt ? ` Measured again on its own at ${r.scalingMeasuredAt.slice(0, 16).replace('T', ' ')} UTC (\`BENCH_ONLY=scaling\`), right after the rest.` : ''}
 
 | agents | data read | wall time | aggregate MB/s | per agent MB/s | GET /api/v1/jobs p50 / p99 / max | GET /api/v1/sources p50 / p99 / max | peak agent RSS | appliance CPU | appliance peak RSS |
 | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: |

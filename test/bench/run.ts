@@ -110,6 +110,7 @@ async function main(): Promise<void> {
       r.failures = r.failures.filter((f) => !f.phase.startsWith('scaling'));
       r.scaling = await scalingRun(await ensureAgentBinary(), appliance, work, r.failures);
       r.machine.loadAfter = os.loadavg();
+      r.scalingMeasuredAt = new Date().toISOString();
       await writeFile(RESULTS, JSON.stringify(r, null, 1));
       await writeReport(r);
     } finally {

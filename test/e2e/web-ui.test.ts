@@ -310,4 +310,23 @@ describe('web UI in a real browser', { timeout: 10 * 60_000 }, () => {
       await tablet.close();
     }
   });
+
+  // Last: preparing pauses every job and refuses cycles until the arrival check passed.
+  test('the appliance page prepares for transport (ready to power off), then the arrival check passes', async () => {
+    const { page } = b;
+    await page.goto(`${t.server.url}/#/appliance`);
+    const panel = page.getByTestId('transport');
+    await panel.getByText('Not prepared for transport.').waitFor();
+    await page.getByTestId('transport-prepare').click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByText('it is safe to switch the appliance off', { exact: false }).waitFor();
+    await dialog.getByRole('button', { name: 'Prepare for transport', exact: true }).click();
+    await panel.getByText('Ready to power off.').waitFor({ timeout: 180_000 });
+    assert.match((await panel.getByTestId('transport-root-hash').innerText()).trim(), /^[0-9a-f]{64}$/);
+    for (const j of await t.admin.json<JobView[]>(`${API_PREFIX}/jobs`)) assert.equal(j.state, 'Paused', `job ${j.id} is paused for the trip`);
+    await page.getByTestId('transport-arrival').click();
+    await dialog.getByRole('button', { name: 'Run the arrival check', exact: true }).click();
+    await panel.getByText('Arrival check passed: jobs may resume.').waitFor({ timeout: 180_000 });
+    await panel.getByRole('link', { name: /^Job #\d+$/ }).first().waitFor();
+  });
 });
