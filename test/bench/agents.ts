@@ -22,11 +22,15 @@ export interface Footprint {
   backup: BackupJson;
 }
 
+/** The runtime setting the systemd unit and passive mode give the agent (a 1 MiB young generation). */
+export const AGENT_NODE_OPTIONS = '--max-semi-space-size=1';
+
 /** One full backup of `image` by the agent executable at `networkMbps`. */
 export async function agentFootprint(agentBinary: string, appliance: RunningAppliance, image: string, state: string, networkMbps: number): Promise<Footprint> {
   await enrollAgent(appliance, state, 'footprint-source');
   const watch = await watchProcess(appliance.process.pid!);
-  const m = await measure({ cmd: agentBinary, args: ['backup', '--disk', image, '--state', state, '--json', '--network-mbps', String(networkMbps)] });
+  // As the agent runs when installed (agent/systemd/ferry-agent.service) or started by passive mode.
+  const m = await measure({ cmd: agentBinary, args: ['backup', '--disk', image, '--state', state, '--json', '--network-mbps', String(networkMbps)], env: { NODE_OPTIONS: AGENT_NODE_OPTIONS } });
   const a = watch();
   return {
     networkMbps,

@@ -46,6 +46,8 @@ export interface Results {
   profile: Profiles | null;
   /** Steps that failed: the tool sat out the rest of that run. */
   failures: { tool: string; phase: string; run: number; message: string }[];
+  /** Set when the footprint section was measured again on its own (BENCH_ONLY=footprint). */
+  footprintMeasuredAt?: string;
   /** Set when the scaling section was measured again on its own (BENCH_ONLY=scaling). */
   scalingMeasuredAt?: string;
 }
@@ -320,7 +322,7 @@ export async function writeReport(r: Results): Promise<void> {
           return { series: name, value: median(xs), min: Math.min(...xs), max: Math.max(...xs) };
         }),
     })),
-    { title: `Wall time on the ${fmt(r.image.diskBytes / 2 ** 30, 0)} GiB source image, seconds (median; whiskers: min–max of ${r.runs} run${r.runs > 1 ? 's' : ''}; shorter is better)`, unit: 's' },
+    { title: `Wall time, ${fmt(r.image.diskBytes / 2 ** 30, 0)} GiB source image (median; whiskers: min–max of ${r.runs} run${r.runs > 1 ? 's' : ''}; shorter is better)`, unit: 's' },
   );
   await writeFile(path.join(ROOT, 'docs', 'benchmarks.svg'), chart);
   const g = goals(r);
@@ -394,7 +396,8 @@ ${r.checks.map((c) => `- ${c}`).join('\n')}
 
 The agent executable (\`make agent-binary\`) backing up a ${fmt(r.footprintImage.diskBytes / 2 ** 30, 0)} GiB disk without a partition table
 (${r.footprintImage.dataMiB} MiB of data, nine tenths incompressible) with \`ferry-agent backup --network-mbps 300\` (the default network
-throttle; the storage throttle is off for this run).
+throttle; the storage throttle is off for this run), with \`NODE_OPTIONS=--max-semi-space-size=1\` as the systemd unit and passive mode
+run it.${r.footprintMeasuredAt ? ` Measured again on its own at ${r.footprintMeasuredAt.slice(0, 16).replace('T', ' ')} UTC (\`BENCH_ONLY=footprint\`).` : ''}
 
 | wall time | sent | average rate | agent CPU (user+sys) | CPU % of the machine (${r.machine.cpus} CPUs) | CPU % of one core | peak RSS (VmHWM) | appliance CPU |
 | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |

@@ -3,7 +3,7 @@
  * agent's footprint, scaling to many agents and the block-size study. Not a test: it asserts nothing about speed.
  * Writes docs/benchmarks.md and docs/benchmarks.svg (regenerated, never hand-edited) and the raw figures to
  * test/out/bench-results.json. BENCH_QUICK=1: one run on a small image, for developing the bench.
- * BENCH_REPORT_ONLY=1: rewrite the report from test/out/bench-results.json without measuring; BENCH_ONLY=scaling:
+ * BENCH_REPORT_ONLY=1: rewrite the report from test/out/bench-results.json without measuring; BENCH_ONLY=footprint|scaling:
  * measure the scaling section again into those results.
  */
 import { readFileSync, statSync } from 'node:fs';
@@ -99,6 +99,23 @@ async function scalingRun(agentBinary: string, appliance: RunningAppliance, work
 async function main(): Promise<void> {
   if (process.env.BENCH_REPORT_ONLY === '1') {
     await writeReport(JSON.parse(await readFile(RESULTS, 'utf8')) as Results);
+    return;
+  }
+  if (process.env.BENCH_ONLY === 'footprint') {
+    // Re-measures the agent footprint alone into the existing results.
+    const r = JSON.parse(await readFile(RESULTS, 'utf8')) as Results;
+    const work = await mkdtemp(path.join(os.tmpdir(), 'ferry-bench-'));
+    const appliance = await startBenchAppliance(path.join(work, 'footprint-appliance'));
+    try {
+      r.failures = r.failures.filter((f) => f.phase !== 'footprint');
+      r.footprint = await agentFootprint(await ensureAgentBinary(), appliance, await footprintImage(RECIPES.full), path.join(work, 'footprint-agent'), 300);
+      r.footprintMeasuredAt = new Date().toISOString();
+      await writeFile(RESULTS, JSON.stringify(r, null, 1));
+      await writeReport(r);
+    } finally {
+      await appliance.stop();
+      await rm(work, { recursive: true, force: true });
+    }
     return;
   }
   if (process.env.BENCH_ONLY === 'scaling') {

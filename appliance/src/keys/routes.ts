@@ -15,7 +15,9 @@ export const PassphraseRequestSchema = z.strictObject({ passphrase: z.string().m
 export function lockRoutes(lock: ApplianceLock, version: string): Router {
   const r = express.Router();
   const api = express.Router();
-  api.use(express.json({ limit: '4kb', strict: true }));
+  // Only for the two routes below: mounted on the whole API, this small limit would cut every later JSON
+  // request (a missing-chunks query of a batch) once the appliance is unlocked.
+  const passphraseBody = express.json({ limit: '4kb', strict: true });
   api.get('/health', (req, res, next) => {
     if (lock.state === 'unlocked') {
       next();
@@ -25,6 +27,7 @@ export function lockRoutes(lock: ApplianceLock, version: string): Router {
   });
   api.post(
     '/unlock',
+    passphraseBody,
     json(async (req) => {
       await lock.unlock(parse(PassphraseRequestSchema, req.body).passphrase, req.socket.remoteAddress ?? 'unknown');
       return { status: lock.state };
@@ -32,6 +35,7 @@ export function lockRoutes(lock: ApplianceLock, version: string): Router {
   );
   api.post(
     '/initialize',
+    passphraseBody,
     json(async (req) => {
       await lock.initialize(parse(PassphraseRequestSchema, req.body).passphrase, req.socket.remoteAddress ?? 'unknown');
       return { status: lock.state };
