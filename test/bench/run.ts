@@ -101,33 +101,24 @@ async function main(): Promise<void> {
     await writeReport(JSON.parse(await readFile(RESULTS, 'utf8')) as Results);
     return;
   }
-  if (process.env.BENCH_ONLY === 'footprint') {
-    // Re-measures the agent footprint alone into the existing results.
+  const only = process.env.BENCH_ONLY;
+  if (only === 'footprint' || only === 'scaling') {
+    // Re-measures one section alone into the existing results (e.g. after it failed for an outside reason).
     const r = JSON.parse(await readFile(RESULTS, 'utf8')) as Results;
     const work = await mkdtemp(path.join(os.tmpdir(), 'ferry-bench-'));
-    const appliance = await startBenchAppliance(path.join(work, 'footprint-appliance'));
+    const appliance = await startBenchAppliance(path.join(work, `${only}-appliance`));
     try {
-      r.failures = r.failures.filter((f) => f.phase !== 'footprint');
-      r.footprint = await agentFootprint(await ensureAgentBinary(), appliance, await footprintImage(RECIPES.full), path.join(work, 'footprint-agent'), 300);
-      r.footprintMeasuredAt = new Date().toISOString();
-      await writeFile(RESULTS, JSON.stringify(r, null, 1));
-      await writeReport(r);
-    } finally {
-      await appliance.stop();
-      await rm(work, { recursive: true, force: true });
-    }
-    return;
-  }
-  if (process.env.BENCH_ONLY === 'scaling') {
-    // Re-measures the scaling section alone into the existing results (e.g. after it failed for an outside reason).
-    const r = JSON.parse(await readFile(RESULTS, 'utf8')) as Results;
-    const work = await mkdtemp(path.join(os.tmpdir(), 'ferry-bench-'));
-    const appliance = await startBenchAppliance(path.join(work, 'agents-appliance'));
-    try {
-      r.failures = r.failures.filter((f) => !f.phase.startsWith('scaling'));
-      r.scaling = await scalingRun(await ensureAgentBinary(), appliance, work, r.failures);
-      r.machine.loadAfter = os.loadavg();
-      r.scalingMeasuredAt = new Date().toISOString();
+      const agentBinary = await ensureAgentBinary();
+      if (only === 'footprint') {
+        r.failures = r.failures.filter((f) => f.phase !== 'footprint');
+        r.footprint = await agentFootprint(agentBinary, appliance, await footprintImage(RECIPES.full), path.join(work, 'footprint-agent'), 300);
+        r.footprintMeasuredAt = new Date().toISOString();
+      } else {
+        r.failures = r.failures.filter((f) => !f.phase.startsWith('scaling'));
+        r.scaling = await scalingRun(agentBinary, appliance, work, r.failures);
+        r.machine.loadAfter = os.loadavg();
+        r.scalingMeasuredAt = new Date().toISOString();
+      }
       await writeFile(RESULTS, JSON.stringify(r, null, 1));
       await writeReport(r);
     } finally {
