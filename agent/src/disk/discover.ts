@@ -32,7 +32,8 @@ async function readText(file: string): Promise<string | undefined> {
   }
 }
 
-async function exists(file: string): Promise<boolean> {
+/** Whether a path exists (sysfs entries, device nodes). */
+export async function exists(file: string): Promise<boolean> {
   try {
     await access(file);
     return true;

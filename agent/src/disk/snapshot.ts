@@ -1,8 +1,9 @@
 import { execFile } from 'node:child_process';
-import { access, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import type { Disk } from './block-reader.js';
 import { openDisk } from './block-reader.js';
+import { exists } from './discover.js';
 import type { DiskLayout } from './disk-layout.js';
 import { isMappable, type LogicalVolumeLayout, type LvSegmentLayout, type VolumeGroupLayout } from './lvm.js';
 import type { Extent } from './usage-map.js';
@@ -109,15 +110,6 @@ export async function capturedOverrides(disk: Disk, extents: readonly Extent[]):
 async function lvm(args: string[]): Promise<string> {
   const { stdout } = await execFileP(args[0]!, args.slice(1), { env: { ...process.env, LVM_SUPPRESS_FD_WARNINGS: '1' }, timeout: LVM_TIMEOUT_MS });
   return stdout;
-}
-
-async function exists(file: string): Promise<boolean> {
-  try {
-    await access(file);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Whether `pid` is a running ferry-agent (other than this process): its snapshots are in use. */
