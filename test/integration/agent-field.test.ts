@@ -233,13 +233,13 @@ describe('the agent in the field: throttles, outages, resume', { timeout: 20 * 6
     await t.advance(0);
     const done = await waitAdvancing('the last cycle', (j) => j.state === 'Completed');
     assert.equal(done.pointCount, before + 2);
-    assert.equal(await readFile(marks, 'utf8'), 'stopped-services\nstarted-services\n', 'pre ran before, post after the last cycle');
-    // The post-hook's lines arrive after the commit that completed the job.
+    // The post-hook runs after the commit that completed the job, so its effect and its log lines come later.
     const deadline = Date.now() + 30_000;
     while (!/agent: the post-hook succeeded/.test(t.server.appliance.jobs.logText(job.id))) {
       assert.ok(Date.now() < deadline, `the post-hook reaches the job log:\n${t.server.appliance.jobs.logText(job.id)}`);
       await sleep(200);
     }
+    assert.equal(await readFile(marks, 'utf8'), 'stopped-services\nstarted-services\n', 'pre ran before, post after the last cycle');
     assert.match(t.server.appliance.jobs.logText(job.id), /agent: running the pre-hook: echo stopped-services/);
   });
 });
