@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
@@ -31,10 +31,16 @@ export interface TestApplianceOptions {
   passive?: PassiveOptions;
   /** HOST:PORT to listen on (default 127.0.0.1, any port); agents in a namespace need the host's veth address. */
   listen?: string;
+  /**
+   * The data directory (created if missing; the caller's to remove: close() leaves it). Default: a fresh
+   * temporary directory, removed by close(). The disk-full faults put it on a small file system.
+   */
+  dataDir?: string;
 }
 
 export async function startTestAppliance(opts: TestApplianceOptions = {}): Promise<TestAppliance> {
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'ferry-jobs-appliance-'));
+  const dataDir = opts.dataDir ?? (await mkdtemp(path.join(os.tmpdir(), 'ferry-jobs-appliance-')));
+  if (opts.dataDir) await mkdir(opts.dataDir, { recursive: true });
   const clock = new ManualClock(Date.parse('2026-03-01T08:00:00Z'));
   const config = loadConfig({ data: dataDir, listen: opts.listen ?? '127.0.0.1:0', suspendAfter: String(opts.suspendAfterSeconds ?? 900) }, {});
   const server = await startServer(config, pino({ level: process.env.FERRY_TEST_LOG ?? 'silent' }), {
@@ -75,7 +81,7 @@ export async function startTestAppliance(opts: TestApplianceOptions = {}): Promi
     close: async () => {
       admin.close();
       await server.close();
-      await rm(dataDir, { recursive: true, force: true });
+      if (!opts.dataDir) await rm(dataDir, { recursive: true, force: true });
     },
   };
 }

@@ -76,6 +76,10 @@ export function errorHandler(log: Logger) {
     }
     const reply: Reply<never> = { ok: false, code: fe.code, message: fe.message, hint: fe.hint };
     res.locals.errorCode = fe.code;
+    // A request refused before its body was read (an upload that met a full disk): the rest of the body is never
+    // read, so the connection cannot carry another request. Closing it keeps the client from reusing it, where
+    // its next request (the retried cycle) would fail with ECONNRESET.
+    if (!req.complete) res.set('Connection', 'close');
     res.status(fe.status || 500).json(reply);
   };
 }

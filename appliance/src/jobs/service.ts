@@ -67,6 +67,22 @@ const LIVE_SYNC: JobState[] = ['Ready', 'Waiting', 'Syncing', 'Completing'];
 /** Failures of the link rather than of the cycle: the job keeps syncing and the cycle resumes after a pause. */
 const TRANSIENT_CODES = new Set(['APPLIANCE_UNREACHABLE']);
 const TRANSIENT_RETRY_MS = 30_000;
+/**
+ * A cycle that failed on the appliance's full disk is not started again before this long, even when the job
+ * could not be moved to InError because the catalog itself is what is full (SQLITE_FULL): the scheduler would
+ * otherwise start it again at every tick.
+ */
+const DISK_FULL_RETRY_MS = 5 * 60_000;
+
+/**
+ * What the engineer looking at a job InError does about failures whose cause is on the appliance, not on the
+ * source: added to the agent's message (which only says what broke) in the job's error and log.
+ */
+const JOB_ADVICE: Partial<Record<string, string>> = {
+  APPLIANCE_DISK_FULL:
+    "what to do: free space on the appliance's data disk by deleting old points (garbage collection then removes the " +
+    'chunks no other point uses) or grow the data disk, then press Retry; the cycle continues from its last acknowledged block',
+};
 
 const describeInterval = formatInterval;
 
@@ -202,6 +218,7 @@ export class JobService {
     const job = this.#allow(jobId, 'retry');
     const to = this.#resumeState(job);
     this.#move(job, to, 'retry asked by the user', { error_code: null, error_message: null });
+    this.#retryAt.delete(jobId);
     this.#kick();
     const running = this.repo.runningCycle(jobId);
     return this.#result(jobId, running ? `Retrying: cycle ${running.id} continues from its last acknowledged block.` : `Retrying: ${to}.`);
@@ -393,14 +410,18 @@ export class JobService {
     if (job?.id !== report.jobId) return;
     this.#dispatched.delete(job.id);
     this.#progress.clear(job.id);
+    // Held back before anything is written: the writes below fail too when the catalog's disk is full.
+    if (report.code === 'APPLIANCE_DISK_FULL') this.#retryAt.set(job.id, this.clock.now() + DISK_FULL_RETRY_MS);
     if ((job.state === 'Syncing' || job.state === 'Completing') && TRANSIENT_CODES.has(report.code)) {
       this.#retryAt.set(job.id, this.clock.now() + TRANSIENT_RETRY_MS);
       this.#log(job.id, 'warn', `cycle ${report.cycleId ?? '(not started)'} interrupted: ${report.message}; it continues in ${TRANSIENT_RETRY_MS / 1000} s`, report.code);
       return;
     }
-    this.#log(job.id, 'error', `cycle ${report.cycleId ?? '(not started)'} failed: ${report.message}`, report.code);
+    const advice = JOB_ADVICE[report.code];
+    const message = advice ? `${report.message}; ${advice}` : report.message;
+    this.#log(job.id, 'error', `cycle ${report.cycleId ?? '(not started)'} failed: ${message}`, report.code);
     if (job.state === 'Syncing' || job.state === 'Completing') {
-      this.#move(job, 'InError', `cycle failed: ${report.message}`, { phase: null, error_code: report.code, error_message: report.message }, report.code);
+      this.#move(job, 'InError', `cycle failed: ${message}`, { phase: null, error_code: report.code, error_message: message }, report.code);
     }
   }
 
