@@ -17,6 +17,7 @@ import {
   type UploadResponse,
 } from '@ferry/protocol';
 import type { SourceDisk } from '../disk/source.js';
+import { DIRECT_IO_SLACK } from '../disk/block-reader.js';
 import { UploadBatch } from './batch.js';
 import { CycleReporter, PROGRESS_INTERVAL_MS, type CycleProgress } from './cycle-progress.js';
 import type { LiveThrottle, StorageThrottle } from './throttle.js';
@@ -102,11 +103,12 @@ export class BlockBuffers {
   ) {}
 
   take(): Buffer {
-    return this.#free.pop() ?? Buffer.allocUnsafe(this.size);
+    // The slack lets the disk read straight into the buffer from an aligned address (O_DIRECT).
+    return this.#free.pop() ?? Buffer.allocUnsafe(this.size + DIRECT_IO_SLACK);
   }
 
   give(b: Buffer | null): void {
-    if (b?.length === this.size && this.#free.length < this.keep) this.#free.push(b);
+    if (b?.length === this.size + DIRECT_IO_SLACK && this.#free.length < this.keep) this.#free.push(b);
   }
 }
 

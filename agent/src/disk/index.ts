@@ -1,6 +1,6 @@
 export { UsageMap } from './usage-map.js';
 export type { Extent } from './usage-map.js';
-export { openDisk, deviceNumbers } from './block-reader.js';
+export { openDisk, deviceNumbers, DIRECT_IO_SLACK } from './block-reader.js';
 export type { Disk } from './block-reader.js';
 export { detectFilesystem, identifyFilesystem, swapHeaderBytes, PROBE_BYTES } from './filesystem.js';
 export type { FilesystemInfo, FilesystemType } from './filesystem.js';
