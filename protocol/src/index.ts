@@ -15,3 +15,4 @@ export * from './jobs.js';
 export * from './events.js';
 export * from './agent-install.js';
 export * from './passive.js';
+export * from './views.js';

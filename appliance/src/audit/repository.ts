@@ -1,16 +1,7 @@
+import type { AuditEntry } from '@ferry/protocol';
 import type { Catalog } from '../catalog/catalog.js';
 
-export interface AuditRow {
-  id: number;
-  at: string;
-  actor: string;
-  role: string | null;
-  address: string;
-  action: string;
-  outcome: 'ok' | 'refused' | 'failed';
-  status: number;
-  code: string | null;
-}
+export type AuditRow = AuditEntry;
 
 /** The audit_log table (migration 006). */
 export class AuditRepository {

@@ -1,11 +1,7 @@
-import { FerryError } from '@ferry/protocol';
+import { FerryError, ROLES, type Role } from '@ferry/protocol';
 
-/**
- * Web UI roles, weakest first. viewer reads; operator also runs jobs, restores and source actions; admin also
- * manages users, settings, agent credentials, transport and reads the audit log. API tokens are admin.
- */
-export const ROLES = ['viewer', 'operator', 'admin'] as const;
-export type Role = (typeof ROLES)[number];
+// The roles themselves (weakest first, what each may do) are part of the contract with the browser: protocol/src/views.ts.
+export { ROLES, type Role };
 
 export function isRole(v: unknown): v is Role {
   return typeof v === 'string' && (ROLES as readonly string[]).includes(v);

@@ -1,21 +1,7 @@
-import type { Point, PointDisk, SourceSummary } from '@ferry/protocol';
-import type { SourceDiskDetail, SourceRepository } from './repository.js';
+import type { Point, SourceSummary, SourceView } from '@ferry/protocol';
+import type { SourceRepository } from './repository.js';
 
-/** A disk as the agent last reported it: partition table and filesystems (layout) and used bytes. */
-export interface SourceDiskView extends SourceDiskDetail {
-  id: number;
-  key: string;
-  size: number;
-}
-
-/** What the web UI shows of a source: the summary plus mode, online state and its newest point's disks. */
-export interface SourceView extends SourceSummary {
-  mode: 'active' | 'passive';
-  /** Its agent holds a control connection now. */
-  online: boolean;
-  disks: SourceDiskView[];
-  lastPoint: { id: number; name: string; createdAt: string; disks: PointDisk[] } | null;
-}
+export type { SourceDiskView, SourceView } from '@ferry/protocol';
 
 export interface SourceViewDeps {
   sources: SourceRepository;

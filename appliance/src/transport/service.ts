@@ -2,7 +2,7 @@ import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { FerryError, formatBytes } from '@ferry/protocol';
+import { FerryError, formatBytes, type TransportStatus } from '@ferry/protocol';
 import type { Logger } from 'pino';
 import type { CycleRepository } from '../cycles/repository.js';
 import type { CycleService } from '../cycles/service.js';
@@ -13,30 +13,7 @@ import { writeFileDurable } from '../store/durable.js';
 import type { VerifyReport, VerifyService } from '../verify/service.js';
 import type { DataKeys } from '../keys/data-keys.js';
 
-/**
- * idle: nothing under way; preparing: pausing jobs, verifying, writing the manifest; ready: the box may be
- * powered off (jobs stay refused until the arrival check passes); arriving: the arrival check runs;
- * arrived: it passed (or damage was accepted), jobs may resume; failed: the arrival check found damage.
- */
-export type TransportPhase = 'idle' | 'preparing' | 'ready' | 'arriving' | 'arrived' | 'failed';
-
-export interface TransportStatus {
-  phase: TransportPhase;
-  /** True once the manifest is written: everything is durable and verified, the box can be switched off. */
-  powerOffSafe: boolean;
-  /** Jobs may resume and cycles run (no transport under way, or the arrival check passed). */
-  jobsAllowed: boolean;
-  message: string;
-  startedAt: string | null;
-  finishedAt: string | null;
-  /** Jobs paused by the preparation (resume them after arrival). */
-  pausedJobs: number[];
-  rootHash: string | null;
-  /** Damage by point found by the last preparation or arrival check. */
-  damagedPoints: { id: number; name: string; problems: string[] }[];
-  /** What the arrival check found different from the manifest (empty when equal). */
-  mismatches: string[];
-}
+export type { TransportPhase, TransportStatus } from '@ferry/protocol';
 
 interface ManifestBody {
   format: 'ferry-transport-manifest';
