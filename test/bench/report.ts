@@ -4,6 +4,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { DEFAULT_BLOCK_SIZE } from '@ferry/protocol';
 import { ROOT } from '../lib/cli.js';
 import type { BackupJson } from '../lib/fixture-data.js';
 import type { Footprint, ScalingLevel } from './agents.js';
@@ -50,6 +51,7 @@ export interface Results {
   footprintMeasuredAt?: string;
   /** Set when the scaling section was measured again on its own (BENCH_ONLY=scaling). */
   scalingMeasuredAt?: string;
+  blockSizesMeasuredAt?: string;
 }
 
 const MIB = 1024 * 1024;
@@ -257,17 +259,20 @@ function blockSizeSection(r: Results): string {
   let rec: string;
   if (proven[0]) {
     const w = proven[0];
-    rec = `**Recommendation: ${sizeName(w.blockSize)}.** ${describe}. ${sizeName(w.blockSize)} sends ${fmt(share(w.blockSize), 0)} % of the bytes for the day of changes within the limits (full backup ≤ 115 % of 1 MiB's time, index ≤ 200 MiB per TiB). Not acted on by the bench: the default (DEFAULT_BLOCK_SIZE in protocol, FERRY_BLOCK_SIZE on the appliance) is the project's decision, and changing it makes every existing disk's next cycle a full copy.`;
+    rec = `**Recommendation: ${sizeName(w.blockSize)}.** ${describe}. ${sizeName(w.blockSize)} sends ${fmt(share(w.blockSize), 0)} % of the bytes for the day of changes within the limits (full backup ≤ 115 % of 1 MiB's time, index ≤ 200 MiB per TiB). ${w.blockSize === DEFAULT_BLOCK_SIZE ? 'It is the default (DEFAULT_BLOCK_SIZE in protocol).' : `**Not yet acted on**: the default (DEFAULT_BLOCK_SIZE in protocol, FERRY_BLOCK_SIZE on the appliance) is still ${sizeName(DEFAULT_BLOCK_SIZE)}; changing it makes every existing disk's next cycle a full copy.`}`;
+  } else if (saves[0]?.error !== undefined) {
+    const w = saves[0];
+    rec = `**Recommendation: keep 1 MiB until ${sizeName(w.blockSize)} has been measured.** ${describe}. ${sizeName(w.blockSize)} would send ${fmt(share(w.blockSize), 0)} % of 1 MiB's bytes for the day of changes, but the product failed at that size in this session (see the table), so its speed is unmeasured.`;
   } else if (saves[0]) {
     const w = saves[0];
-    rec = `**Recommendation: keep 1 MiB for now; switch to ${sizeName(w.blockSize)} once it runs.** ${describe}. ${sizeName(w.blockSize)} would send ${fmt(share(w.blockSize), 0)} % of 1 MiB's bytes for the day of changes, but the product ${w.error !== undefined ? 'failed at that size in this session (see the table), so its speed is unmeasured' : 'was over 15 % slower at it'}, and its index (${mib(48 * (TIB / w.blockSize), 0)} per TiB, held whole in memory by the agent and the restore client) would by itself break the agent's 100 MB goal on disks over half a TiB — it needs the agent to stream the previous index instead of holding it.`;
+    rec = `**Recommendation: keep 1 MiB.** ${describe}. ${sizeName(w.blockSize)} sends ${fmt(share(w.blockSize), 0)} % of 1 MiB's bytes for the day of changes, but its full backup takes ${ours ? fmt((100 * w.full.wallSeconds) / ours.full.wallSeconds, 0) : '?'} % of 1 MiB's time (the limit is 115 %): every block is a chunk, and each chunk has a fixed cost on both sides (its SHA-256 id and the missing-chunks query, a sealed file written and fsynced, its index entry), which ${fmt(MIB / w.blockSize, 0)} times as many chunks multiply. Its index, ${mib(48 * (TIB / w.blockSize), 0)} per TiB, is no obstacle for the agent, which streams the previous index. What would make it win: chunk files packed into larger pack files on the appliance, so a small block costs no file of its own.`;
   } else {
     rec = `**Recommendation: keep 1 MiB.** ${describe}. None sends clearly less (≤ 80 % of the bytes) within the limits (full backup ≤ 115 % of 1 MiB's time, index ≤ 200 MiB per TiB, held in memory by agent and restore).`;
   }
   return `## Block-size study
 
 The same source, full backup then the day of changes, on a fresh appliance per block size (\`FERRY_BLOCK_SIZE\`). One run
-each; bytes are exact, times are single samples. "Modelled" columns are computed from the two images without Ferry
+each; bytes are exact, times are single samples.${r.blockSizesMeasuredAt ? ` Measured again on its own at ${r.blockSizesMeasuredAt.slice(0, 16).replace('T', ' ')} UTC (\`BENCH_ONLY=blocksize\`).` : ''} "Modelled" columns are computed from the two images without Ferry
 (test/bench/block-model.ts: free blocks read as zeros, a block is sent when its bytes changed, it is not all zeros and
 the store does not hold its contents yet; LZ4-compressed), so every size has figures even where the product fails; the
 model agrees with the measured sizes (${validation || 'no measured size to compare'}). Index size per TiB from

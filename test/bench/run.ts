@@ -3,8 +3,8 @@
  * agent's footprint, scaling to many agents and the block-size study. Not a test: it asserts nothing about speed.
  * Writes docs/benchmarks.md and docs/benchmarks.svg (regenerated, never hand-edited) and the raw figures to
  * test/out/bench-results.json. BENCH_QUICK=1: one run on a small image, for developing the bench.
- * BENCH_REPORT_ONLY=1: rewrite the report from test/out/bench-results.json without measuring; BENCH_ONLY=footprint|scaling:
- * measure the scaling section again into those results.
+ * BENCH_REPORT_ONLY=1: rewrite the report from test/out/bench-results.json without measuring; BENCH_ONLY=footprint|scaling|
+ * blocksize: measure that section again into those results.
  */
 import { readFileSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -96,12 +96,41 @@ async function scalingRun(agentBinary: string, appliance: RunningAppliance, work
   return out;
 }
 
+/** The block-size model's figures for every studied size (test/bench/block-model.ts). */
+async function blockModelRun(base: string, changed: string, work: string): Promise<ModelResult[]> {
+  log('block-size model…');
+  const [trimmedBase, trimmedChanged] = [path.join(work, 'model-base.img'), path.join(work, 'model-changed.img')];
+  await trimmedCopy(base, trimmedBase);
+  await trimmedCopy(changed, trimmedChanged);
+  const out: ModelResult[] = [];
+  for (const size of BLOCK_SIZES) out.push(await modelIncremental(trimmedBase, trimmedChanged, size));
+  await rm(trimmedBase);
+  await rm(trimmedChanged);
+  return out;
+}
+
 async function main(): Promise<void> {
   if (process.env.BENCH_REPORT_ONLY === '1') {
     await writeReport(JSON.parse(await readFile(RESULTS, 'utf8')) as Results);
     return;
   }
   const only = process.env.BENCH_ONLY;
+  if (only === 'blocksize') {
+    // The block-size study alone, into the existing results (it needs only the agent and the two cached images).
+    const r = JSON.parse(await readFile(RESULTS, 'utf8')) as Results;
+    const images = await sourceImages(RECIPES.full);
+    const work = await mkdtemp(path.join(os.tmpdir(), 'ferry-bench-'));
+    try {
+      r.blockSizes = await blockSizeStudy(await ensureAgentBinary(), images.base, images.changed, work);
+      r.blockModel = await blockModelRun(images.base, images.changed, work);
+      r.blockSizesMeasuredAt = new Date().toISOString();
+      await writeFile(RESULTS, JSON.stringify(r, null, 1));
+      await writeReport(r);
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
+    return;
+  }
   if (only === 'footprint' || only === 'scaling') {
     // Re-measures one section alone into the existing results (e.g. after it failed for an outside reason).
     const r = JSON.parse(await readFile(RESULTS, 'utf8')) as Results;
@@ -215,14 +244,7 @@ async function main(): Promise<void> {
       await appliance.stop();
     }
     const blockSizes = await blockSizeStudy(agentBinary, images.base, images.changed, work);
-    log('block-size model…');
-    const [trimmedBase, trimmedChanged] = [path.join(work, 'model-base.img'), path.join(work, 'model-changed.img')];
-    await trimmedCopy(images.base, trimmedBase);
-    await trimmedCopy(images.changed, trimmedChanged);
-    const blockModel: ModelResult[] = [];
-    for (const size of BLOCK_SIZES) blockModel.push(await modelIncremental(trimmedBase, trimmedChanged, size));
-    await rm(trimmedBase);
-    await rm(trimmedChanged);
+    const blockModel = await blockModelRun(images.base, images.changed, work);
     log('profile of a full backup (node --cpu-prof)…');
     await place(images.base, source);
     const profile = await profileFullBackup(path.join(work, 'profile'), source).catch((err: Error) => {
