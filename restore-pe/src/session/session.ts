@@ -56,8 +56,24 @@ export interface SessionRestoreOptions {
   log: (line: string) => void;
 }
 
-/** Restores the session's point, resuming where a previous attempt stopped, and reports progress live. */
-export async function restoreSession(opts: SessionRestoreOptions, reporter: RestoreReporter): Promise<RestoreResult> {
+/**
+ * How long a restore keeps retrying while the link to the appliance is down, before it gives up (it can still be
+ * resumed later with the same code). The agent's cycles wait as long before their job shows Suspended.
+ */
+export const LINK_RETRY_FOR_MS = 15 * 60_000;
+const LINK_RETRY_MAX_PAUSE_MS = 15_000;
+
+/** The link failed, not the restore: a reply never came or the connection broke. */
+function linkFailure(err: unknown): boolean {
+  return err instanceof FerryError && err.code === 'APPLIANCE_UNREACHABLE';
+}
+
+/**
+ * Restores the session's point, resuming where a previous attempt stopped, and reports progress live. While the
+ * link to the appliance is down it retries (for up to `retryForMs`), each time from the last block this machine
+ * wrote and verified, so a cut link costs the engineer nothing but the wait.
+ */
+export async function restoreSession(opts: SessionRestoreOptions, reporter: RestoreReporter, retryForMs = LINK_RETRY_FOR_MS): Promise<RestoreResult> {
   const { session } = opts;
   if (session.targetDisks !== null && session.targetDisks !== opts.targets.length) {
     throw new FerryError(
@@ -66,24 +82,47 @@ export async function restoreSession(opts: SessionRestoreOptions, reporter: Rest
     );
   }
   await reporter.send({ phase: 'writing', progress: { bytesDone: 0, bytesTotal: 0, disk: null, message: 'starting' } });
-  try {
-    return await restorePoint({
-      client: opts.client,
-      pointId: session.point.id,
-      targets: opts.targets,
-      verify: opts.verify,
-      progress: opts.progress,
-      log: opts.log,
-      resumeFrom: session.verified,
-      // Durable on the appliance before the next range: that is what makes resuming safe.
-      onVerified: (verified) => reporter.send({ phase: 'writing', verified }),
-      onProgress: (p) => {
-        void reporter.send({ phase: 'writing', progress: { bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, disk: p.disk, message: null } });
-      },
-    });
-  } catch (err) {
-    const fe = err instanceof FerryError ? err : null;
-    await reporter.send({ phase: 'failed', error: { code: fe?.code ?? 'INTERNAL', message: (err as Error).message } });
-    throw err;
+  // What this machine has written and verified: ahead of the appliance's record when a report was lost.
+  let verified = session.verified;
+  let downSince: number | null = null;
+  let pauseMs = 1000;
+  for (;;) {
+    try {
+      const result = await restorePoint({
+        client: opts.client,
+        pointId: session.point.id,
+        targets: opts.targets,
+        verify: opts.verify,
+        progress: opts.progress,
+        log: opts.log,
+        resumeFrom: verified,
+        // Durable on the appliance before the next range: that is what makes resuming in a later run safe.
+        onVerified: (v) => {
+          verified = v;
+          downSince = null;
+          pauseMs = 1000;
+          return reporter.send({ phase: 'writing', verified: v });
+        },
+        onProgress: (p) => {
+          void reporter.send({ phase: 'writing', progress: { bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, disk: p.disk, message: null } });
+        },
+      });
+      // The appliance may have missed the last positions while the link was down.
+      await reporter.send({ phase: 'writing', verified });
+      return result;
+    } catch (err) {
+      downSince ??= Date.now();
+      if (linkFailure(err) && Date.now() - downSince < retryForMs) {
+        const at = verified.map((v) => `disk ${v.slot + 1} at block ${v.nextBlock}`).join(', ');
+        opts.log(`the link to the appliance failed (${(err as Error).message}); retrying in ${Math.round(pauseMs / 1000)} s, then continuing from the last verified block${at ? ` (${at})` : ''}`);
+        await new Promise((r) => setTimeout(r, pauseMs));
+        pauseMs = Math.min(pauseMs * 2, LINK_RETRY_MAX_PAUSE_MS);
+        continue;
+      }
+      const fe = err instanceof FerryError ? err : null;
+      const gaveUp = linkFailure(err) ? ` (the link stayed down for ${Math.round((Date.now() - downSince) / 60_000)} min; check the network, then run the restore again with the same code: it resumes)` : '';
+      await reporter.send({ phase: 'failed', error: { code: fe?.code ?? 'INTERNAL', message: `${(err as Error).message}${gaveUp}` } });
+      throw gaveUp && fe ? new FerryError(fe.code, `${fe.message}${gaveUp}`, { cause: err }) : err;
+    }
   }
 }
