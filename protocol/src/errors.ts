@@ -38,6 +38,7 @@ export const ERRORS = {
   RESTORE_NOT_ACTIVE: { status: 409, user: true, hint: 'The restore was finished or cancelled; create a new restore code for the point.' },
   RESTORE_NOT_FOUND: { status: 404, user: true, hint: 'List restores with GET /api/v1/restores.' },
   CYCLE_STOPPED: { status: 0, user: true, hint: 'The appliance stopped this cycle (job paused, cancelled or completed); acknowledged blocks are kept and a resumed cycle continues from them.' },
+  PREVIOUS_INDEX_DAMAGED: { status: 0, user: true, hint: 'Nothing to do: the agent carries on without trusting the previous point (every block\'s chunk is checked against the appliance, missing ones are sent). If it recurs, check the network path and run `ferry-appliance verify`.' },
   PAYLOAD_TOO_LARGE: { status: 413, user: true, hint: 'Send smaller batches.' },
   FINGERPRINT_MISMATCH: { status: 0, user: true, hint: 'The server presented another certificate than the one pinned. If the appliance was reinstalled, check its fingerprint on its console (`ferry-appliance fingerprint`) and pass it; otherwise someone may be intercepting the connection.' },
   FINGERPRINT_INVALID: { status: 0, user: true, hint: 'Give the fingerprint as printed by `ferry-appliance fingerprint`: SHA256: followed by 64 hex digits.' },

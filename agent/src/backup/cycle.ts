@@ -1,6 +1,5 @@
 import {
   API_PREFIX,
-  BlockIndex,
   BlockKind,
   chunkIdOf,
   Codec,
@@ -19,6 +18,7 @@ import {
 import type { SourceDisk } from '../disk/source.js';
 import { DIRECT_IO_SLACK } from '../disk/block-reader.js';
 import { UploadBatch } from './batch.js';
+import { PreviousIndex } from './previous-index.js';
 import { CycleReporter, PROGRESS_INTERVAL_MS, type CycleProgress } from './cycle-progress.js';
 import type { LiveThrottle, StorageThrottle } from './throttle.js';
 
@@ -227,8 +227,10 @@ async function upload(run: Run, batch: UploadBatch, missing: Set<string>): Promi
 
 async function backupDisk(run: Run, d: SourceDisk, state: CycleDiskState): Promise<void> {
   const { client, c, progress, reporter, batchBytes, trustPrevious } = run;
+  // Read range by range as the blocks go by, never held whole (previous-index.ts); not at all when every block
+  // of the disk was acknowledged already (a resumed cycle).
   const prev =
-    state.previousPointId === null || !trustPrevious ? null : BlockIndex.parse(await client.bytes(`${API_PREFIX}/points/${state.previousPointId}/disks/${state.diskId}/index`));
+    state.previousPointId === null || !trustPrevious || state.nextBlock >= state.blockCount ? null : await PreviousIndex.open(client, state.previousPointId, state.diskId);
   const compressor = new Compressor();
   const { blockSize, blockCount } = state;
   let batch = new UploadBatch();
@@ -291,8 +293,9 @@ async function backupDisk(run: Run, d: SourceDisk, state: CycleDiskState): Promi
         kind = BlockKind.Data;
         hash = xxh64(data);
         c.bytesCompared += data.length;
-        if (prev && n < prev.header.blockCount && prev.kind(n) === BlockKind.Data && prev.xxh64(n) === hash) {
-          chunkId = prev.entry(n).chunkId;
+        const before = prev ? await prev.entry(n) : null;
+        if (before?.kind === BlockKind.Data && before.xxh64 === hash) {
+          chunkId = before.chunkId;
         } else {
           c.bytesChanged += data.length;
           chunkId = chunkIdOf(data);
@@ -314,6 +317,8 @@ async function backupDisk(run: Run, d: SourceDisk, state: CycleDiskState): Promi
       progress?.update(c.bytesRead, `changed ${Math.round(c.bytesChanged / 1048576)} MiB`);
       reporter?.update(c);
     }
+    // The rest of the previous index (a disk that shrank) and its end are checked before the last batch goes.
+    await prev?.finish();
     await flush();
     if (uploading.inFlight) await uploading.inFlight;
   } finally {
@@ -321,6 +326,7 @@ async function backupDisk(run: Run, d: SourceDisk, state: CycleDiskState): Promi
     // next one, nor read a disk the caller is about to close.
     await Promise.allSettled(reads);
     await uploading.inFlight?.catch(() => undefined);
+    await prev?.close();
   }
 }
 
@@ -329,13 +335,16 @@ async function backupDisk(run: Run, d: SourceDisk, state: CycleDiskState): Promi
  * If the commit finds that a chunk named by the previous point vanished from the appliance (bit rot, a
  * deleted file), the appliance rewinds the cycle to that block; the agent then resumes once without trusting
  * the previous point, so every block's chunk is checked against the store and missing ones are sent again.
+ * The same when the previous point's index arrives damaged (PREVIOUS_INDEX_DAMAGED, previous-index.ts): no block
+ * was compared against a damaged entry, and the rest of the cycle compares against nothing.
  */
 export async function runCycle(opts: CycleOptions): Promise<CycleResult> {
   try {
     return await attemptCycle(opts, true);
   } catch (err) {
-    if (!(err instanceof FerryError && err.code === 'CHUNK_MISSING')) throw err;
-    opts.progress?.write(`${err.message}\nresending from the rewound block without trusting the previous point\n`);
+    if (!(err instanceof FerryError && (err.code === 'CHUNK_MISSING' || err.code === 'PREVIOUS_INDEX_DAMAGED'))) throw err;
+    const from = err.code === 'CHUNK_MISSING' ? 'the rewound block' : 'the last acknowledged block';
+    opts.progress?.write(`${err.message}\nresending from ${from} without trusting the previous point\n`);
     return attemptCycle(opts, false);
   }
 }

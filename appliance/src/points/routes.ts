@@ -52,7 +52,12 @@ export function pointRoutes(points: PointService, collectGarbage: (reason: strin
   r.get('/points/:id/disks/:diskId/index', async (req, res) => {
     const id = intParam(req.params.id, 'point id');
     assertPointAccess(principal(res), id, (pid) => points.sourceOf(pid));
-    const body = await points.index(id, intParam(req.params.diskId, 'disk id'));
+    const diskId = intParam(req.params.diskId, 'disk id');
+    // ?from=&to=: the header and a range of entries (the agent reads a previous point's index this way).
+    const ranged = req.query.from !== undefined || req.query.to !== undefined;
+    const body = ranged
+      ? await points.indexRange(id, diskId, req.query.from === '0' ? 0 : intParam(req.query.from, 'from'), intParam(req.query.to, 'to'))
+      : await points.index(id, diskId);
     res.type('application/octet-stream').send(body);
   });
   r.get('/points/:id/disks/:diskId/blocks', async (req, res) => {

@@ -4,6 +4,7 @@ import {
   encodeBlockFrame,
   encodeChunkFrame,
   encodeEndFrame,
+  encodeIndexHeader,
   encodeStreamHeader,
   FerryError,
   INDEX_ENTRY_BYTES,
@@ -19,6 +20,8 @@ import type { IndexFiles } from '../store/index-file.js';
 
 /** Blocks per restore stream request at most; the client asks range after range. */
 export const MAX_STREAM_BLOCKS = 4096;
+/** Index entries per ranged index request at most (3 MiB); the agent asks range after range. */
+export const MAX_INDEX_RANGE_ENTRIES = 65_536;
 /** Payload bytes read before the first byte of a restore stream is sent (the restore ISO asks 64 blocks at a time). */
 const READ_AHEAD_BYTES = 96 * 1024 * 1024;
 
@@ -68,6 +71,21 @@ export class PointService {
   async index(pointId: number, diskId: number): Promise<Buffer> {
     this.#disk(pointId, diskId);
     return (await this.indexes.loadWithFile(pointId, diskId)).file;
+  }
+
+  /**
+   * The header and entries [from, to) of a point's index, read without the rest of the file: the agent compares
+   * against the previous point's index range by range instead of holding it whole. Only the header is checked
+   * here (the whole index is checked when a cycle starts against it); the agent checks the entries it received
+   * against the header's entries checksum once it has them all.
+   */
+  async indexRange(pointId: number, diskId: number, from: number, to: number): Promise<Buffer> {
+    const disk = this.#disk(pointId, diskId);
+    if (!Number.isSafeInteger(from) || !Number.isSafeInteger(to) || from < 0 || to <= from || to > disk.block_count || to - from > MAX_INDEX_RANGE_ENTRIES) {
+      throw new FerryError('BAD_REQUEST', `entry range [${from}, ${to}) is not within the index's ${disk.block_count} entries (at most ${MAX_INDEX_RANGE_ENTRIES} per request)`);
+    }
+    const { header, entries } = await this.indexes.readEntries(pointId, diskId, from, to - from);
+    return Buffer.concat([encodeIndexHeader(header), entries]);
   }
 
   /**

@@ -1,5 +1,5 @@
 import { CHUNK_ID_BYTES, INDEX_MAGIC, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE } from '../constants.js';
-import { xxh64 } from '../hash.js';
+import { createXxh64, xxh64, type Xxh64Stream } from '../hash.js';
 
 /**
  * Per-disk block index v1: names, for every block of a disk, a chunk or zero/unused.
@@ -155,5 +155,141 @@ export class BlockIndex {
   chunkIdHex(n: number): string {
     const at = n * INDEX_ENTRY_BYTES + 16;
     return this.entries.toString('hex', at, at + CHUNK_ID_BYTES);
+  }
+}
+
+const NO_BYTES = Buffer.alloc(0);
+
+/**
+ * A block index read from a byte stream (the whole v1 file, from its first byte) in block order, without holding
+ * it: the agent's incremental cycle compares against the previous point's index as it reads the disk, and an
+ * index is 48 bytes per block (192 MiB per TiB at 256 KiB blocks). It holds at most one piece of the stream plus
+ * one partial entry, and asks the stream for the next piece only when an entry it was asked for is not in the
+ * current one, so a Node Readable stays paused (back-pressure) while the caller is busy elsewhere.
+ *
+ * Entries are asked in increasing block order; those before the first block asked for are read and skipped.
+ * Every entry byte goes into a streaming xxh64: once the last entry has arrived (before any entry of that last
+ * piece is handed out) a sealed index is checked against `entriesXxh64`, and the stream must then end. A stream
+ * that ends early, carries bytes after the last entry or fails the checksum throws IndexFormatError.
+ */
+export class BlockIndexReader {
+  readonly #source: AsyncIterator<Uint8Array>;
+  readonly #hash: Xxh64Stream = createXxh64();
+  /** Bytes received but not yet handed out: whole entries from entry #first on, then maybe part of one. */
+  #pending: Buffer = NO_BYTES;
+  /** Entry number of the first entry in #pending. */
+  #first = 0;
+  /** Entry bytes received so far (hashed). */
+  #received = 0;
+  #done = false;
+
+  private constructor(
+    source: AsyncIterator<Uint8Array>,
+    readonly header: IndexHeader,
+    rest: Buffer,
+  ) {
+    this.#source = source;
+    this.#take(rest);
+  }
+
+  /** Reads and checks the header (decodeIndexHeader's rules); entries are read as they are asked for. */
+  static async open(source: AsyncIterable<Uint8Array>): Promise<BlockIndexReader> {
+    const it = source[Symbol.asyncIterator]();
+    let head: Buffer = NO_BYTES;
+    try {
+      while (head.length < INDEX_HEADER_BYTES) {
+        const r = await it.next();
+        if (r.done) throw new IndexFormatError(`index is truncated: the stream ended after ${head.length} header bytes`);
+        head = head.length === 0 ? Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength) : Buffer.concat([head, r.value]);
+      }
+      const header = decodeIndexHeader(head);
+      const reader = new BlockIndexReader(it, header, head.subarray(INDEX_HEADER_BYTES));
+      // The first piece may have brought every entry (or there are none).
+      if (reader.#received === header.blockCount * INDEX_ENTRY_BYTES) await reader.#end();
+      return reader;
+    } catch (err) {
+      await it.return?.();
+      throw err;
+    }
+  }
+
+  /** Entry bytes the reader holds right now (its window). */
+  get bufferedBytes(): number {
+    return this.#pending.length;
+  }
+
+  /** True once every entry has arrived and the checksum and the end of the stream were checked. */
+  get complete(): boolean {
+    return this.#done;
+  }
+
+  /** Entry `n`, which must not be below an entry asked for before (the entries before it are dropped). */
+  async entry(n: number): Promise<IndexEntry> {
+    if (!Number.isSafeInteger(n) || n < this.#first || n >= this.header.blockCount) {
+      throw new RangeError(`entry ${n} asked for: entries are read in increasing order (next available ${this.#first}, ${this.header.blockCount} in all)`);
+    }
+    for (;;) {
+      const whole = Math.floor(this.#pending.length / INDEX_ENTRY_BYTES);
+      // Drop what is before n, so the window never grows past one piece of the stream.
+      const drop = Math.min(n - this.#first, whole);
+      if (drop > 0) {
+        this.#pending = this.#pending.subarray(drop * INDEX_ENTRY_BYTES);
+        this.#first += drop;
+      }
+      if (n < this.#first + whole - drop) return decodeIndexEntry(this.#pending, (n - this.#first) * INDEX_ENTRY_BYTES);
+      await this.#pull();
+    }
+  }
+
+  /** Reads every entry not read yet and checks the checksum and the end of the stream (if not done already). */
+  async finish(): Promise<void> {
+    while (!this.#done) {
+      this.#first += Math.floor(this.#pending.length / INDEX_ENTRY_BYTES);
+      this.#pending = this.#pending.subarray(this.#pending.length - (this.#pending.length % INDEX_ENTRY_BYTES));
+      await this.#pull();
+    }
+    this.#pending = NO_BYTES;
+  }
+
+  /** Stops reading: a Readable source is destroyed, a generator finished. Safe to call more than once. */
+  async close(): Promise<void> {
+    this.#pending = NO_BYTES;
+    await this.#source.return?.();
+  }
+
+  async #pull(): Promise<void> {
+    if (this.#done) throw new IndexFormatError('index stream read past its end: this is a bug');
+    const r = await this.#source.next();
+    if (r.done) {
+      const total = this.header.blockCount * INDEX_ENTRY_BYTES;
+      throw new IndexFormatError(`index is truncated: the stream ended after ${this.#received} of ${total} entry bytes`);
+    }
+    this.#take(Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength));
+    if (this.#received === this.header.blockCount * INDEX_ENTRY_BYTES) await this.#end();
+  }
+
+  /** Takes a piece of entry bytes: hashed now, handed out later. */
+  #take(piece: Buffer): void {
+    if (piece.length === 0) return;
+    const total = this.header.blockCount * INDEX_ENTRY_BYTES;
+    if (this.#received + piece.length > total) {
+      throw new IndexFormatError(`index has bytes after its ${this.header.blockCount} entries: ${this.#received + piece.length - total} too many`);
+    }
+    this.#hash.update(piece);
+    this.#received += piece.length;
+    this.#pending = this.#pending.length === 0 ? piece : Buffer.concat([this.#pending, piece]);
+  }
+
+  /** All entry bytes are in: check the checksum, then that the stream ends here. */
+  async #end(): Promise<void> {
+    if (this.header.sealed && this.#hash.digest() !== this.header.entriesXxh64) {
+      throw new IndexFormatError('index entries checksum mismatch: the index was damaged on its way here');
+    }
+    for (;;) {
+      const r = await this.#source.next();
+      if (r.done) break;
+      if (r.value.byteLength > 0) throw new IndexFormatError(`index has bytes after its ${this.header.blockCount} entries`);
+    }
+    this.#done = true;
   }
 }
