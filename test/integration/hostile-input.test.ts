@@ -272,12 +272,15 @@ describe('hostile input is refused with a 4xx and a code, stores nothing, and th
     });
   });
 
-  test('negative, huge, reversed and unaligned block ranges are refused', async () => {
+  test('negative, huge, reversed and unaligned block and index ranges are refused', async () => {
     await storesNothing(async () => {
       for (const q of ['from=-1&to=1', 'from=0&to=99999999999999999999', 'from=5&to=1', 'from=0.5&to=1', 'from=abc&to=1', 'from=0&to=1&from=2', '']) {
         const res = await call('GET', `${API_PREFIX}/points/1/disks/1/blocks?${q}`, { token: adminToken });
         refusedWith(res, `blocks?${q}`);
+        if (q === '') continue; // the whole index, not a range
+        refusedWith(await call('GET', `${API_PREFIX}/points/1/disks/1/index?${q}`, { token: adminToken }), `index?${q}`);
       }
+      refusedWith(await call('GET', `${API_PREFIX}/points/1/disks/1/index?from=0`, { token: adminToken }), 'index?from=0 (no end)');
     });
   });
 
