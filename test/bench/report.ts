@@ -164,7 +164,7 @@ function goals(r: Results): Goal[] {
       note:
         ferryIncr <= smallest[1]
           ? ''
-          : `Ferry sends whole changed blocks (1 MiB): a rewritten 10 KiB file lands in a new place and costs a whole 1 MiB block (compressed), and so does a deleted one (its blocks now read as zeros). ${smallest[0]} cuts content-defined chunks and deduplicates against everything stored, so moved data costs nothing. What would close it: smaller blocks — ${modelGist(r, smallest[1])} — which need the agent to stream the previous index rather than hold it (see the block-size study).`,
+          : `Ferry sends whole changed blocks (1 MiB): a rewritten 10 KiB file lands in a new place and costs a whole 1 MiB block (compressed), and so does a deleted one (its blocks now read as zeros). ${smallest[0]} cuts content-defined chunks and deduplicates against everything stored, so moved data costs nothing. What would close it: smaller blocks — ${modelGist(r, smallest[1])} — once a small block no longer costs a chunk file of its own on the appliance (see the block-size study: at 64 KiB and 256 KiB the full backup is too slow today).`,
     });
   }
   const dd = wall(r, 'dd', 'restore');
@@ -242,7 +242,7 @@ function blockSizeSection(r: Results): string {
     .map(([b, m]) => `${sizeName(b.blockSize)}: model ${mib(m.sentBytes)}, measured ${mib(b.incrStats.bytesSent)}`)
     .join('; ');
   // Bytes: measured where the product ran, else the model. A size "wins" if it sends ≤ 80 % of 1 MiB's bytes, its full
-  // backup is at most 15 % slower (where measured) and its index is ≤ 200 MiB per TiB (agent and restore hold it in memory).
+  // backup is at most 15 % slower (where measured) and its index is ≤ 200 MiB per TiB (the restore client holds it in memory).
   const sentAt = (size: number): number => ok.find((b) => b.blockSize === size)?.incrStats.bytesSent ?? model(size)?.sentBytes ?? NaN;
   const oursSent = ours?.incrStats.bytesSent ?? oursModel?.sentBytes ?? NaN;
   const share = (size: number): number => (100 * sentAt(size)) / oursSent;
@@ -267,7 +267,7 @@ function blockSizeSection(r: Results): string {
     const w = saves[0];
     rec = `**Recommendation: keep 1 MiB.** ${describe}. ${sizeName(w.blockSize)} sends ${fmt(share(w.blockSize), 0)} % of 1 MiB's bytes for the day of changes, but its full backup takes ${ours ? fmt((100 * w.full.wallSeconds) / ours.full.wallSeconds, 0) : '?'} % of 1 MiB's time (the limit is 115 %): every block is a chunk, and each chunk has a fixed cost on both sides (its SHA-256 id and the missing-chunks query, a sealed file written and fsynced, its index entry), which ${fmt(MIB / w.blockSize, 0)} times as many chunks multiply. Its index, ${mib(48 * (TIB / w.blockSize), 0)} per TiB, is no obstacle for the agent, which streams the previous index. What would make it win: chunk files packed into larger pack files on the appliance, so a small block costs no file of its own.`;
   } else {
-    rec = `**Recommendation: keep 1 MiB.** ${describe}. None sends clearly less (≤ 80 % of the bytes) within the limits (full backup ≤ 115 % of 1 MiB's time, index ≤ 200 MiB per TiB, held in memory by agent and restore).`;
+    rec = `**Recommendation: keep 1 MiB.** ${describe}. None sends clearly less (≤ 80 % of the bytes) within the limits (full backup ≤ 115 % of 1 MiB's time, index ≤ 200 MiB per TiB, held in memory by the restore client).`;
   }
   return `## Block-size study
 
@@ -452,7 +452,7 @@ function footprintNote(r: Results, f: Footprint): string {
   }
   if (f.machineCpuPercent >= 3) {
     parts.push(
-      `The agent used ${fmt(cores, 2)} of a core for ${fmt((f.backup.bytesRead / 1e6) / f.wallSeconds)} MB/s read (${fmt(f.cpuSeconds / (f.backup.bytesRead / 1e9), 1)} CPU-seconds per GB: reading, xxh64, SHA-256 and LZ4 of every block, TLS); 3 % of this ${r.machine.cpus}-CPU machine is ${fmt(allowed, 2)} of a core, ${fmt(cores / allowed, 1)}× less. The goal scales with the source's size: on an 8-core server 3 % is 0.24 of a core. What would close it here: less work per byte — SHA-256 and LZ4 are the top of the agent's profile — e.g. not running LZ4 over blocks a quick sample shows to be incompressible (most of this disk's data), and reading with O_DIRECT so the page cache copy goes away.`,
+      `The agent used ${fmt(cores, 2)} of a core for ${fmt((f.backup.bytesRead / 1e6) / f.wallSeconds)} MB/s read (${fmt(f.cpuSeconds / (f.backup.bytesRead / 1e9), 1)} CPU-seconds per GB: reading, xxh64, SHA-256 and LZ4 of every block, TLS); 3 % of this ${r.machine.cpus}-CPU machine is ${fmt(allowed, 2)} of a core, ${fmt(cores / allowed, 1)}× less. The goal scales with the source's size: on an 8-core server 3 % is 0.24 of a core. What would close it here: less work per byte — SHA-256 and LZ4 are the top of the agent's profile — e.g. not running LZ4 over blocks a quick sample shows to be incompressible (most of this disk's data). (The agent already reads with O_DIRECT, so no page-cache copy is made.)`,
     );
   }
   if (f.peakRss >= 100e6) parts.push(`Peak RSS ${fmt(f.peakRss / 1e6, 0)} MB: Node itself (V8 heap, the executable's code) plus the batches in flight.`);
