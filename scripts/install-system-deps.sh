@@ -36,6 +36,7 @@ packages=(
   time               # make bench: /usr/bin/time, CPU seconds of every process a measured command runs
   fonts-wqy-microhei # test/e2e/web-ui.test.ts: CJK glyphs, so the 简体中文 and 日本語 screenshots show text, not boxes
   sqlite3            # test/faults: PRAGMA integrity_check of the catalog after each crash, and its acknowledged positions
+  python3            # test/faults/network.test.ts: the userspace link impairer
 )
 missing=()
 for p in "${packages[@]}"; do

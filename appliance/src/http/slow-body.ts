@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { ERRORS } from '@ferry/protocol';
+import { ERRORS, FerryError } from '@ferry/protocol';
 import type { Logger } from 'pino';
 
 export interface SlowBodyLimit {
@@ -37,13 +37,18 @@ export function guardSlowBody(req: IncomingMessage, res: ServerResponse, limit: 
     }
     clearInterval(timer);
     log.warn({ method: req.method, url: req.url, remote: socket.remoteAddress, bytes: now - last, windowMs: limit.windowMs }, 'request body too slow: connection closed');
+    const message = `the request body brought ${now - last} bytes in ${limit.windowMs / 1000} s (at least ${limit.minBytes} needed): the connection is closed`;
+    // Destroying the request (not only its socket) ends whatever reads the body with this error: once the 408 is
+    // sent, closing the socket alone leaves a reader of the body (an upload holding its cycle's lock) waiting forever.
+    const cut = (): void => {
+      req.destroy(new FerryError('REQUEST_TOO_SLOW', message));
+    };
     if (!res.headersSent) {
-      const message = `the request body brought ${now - last} bytes in ${limit.windowMs / 1000} s (at least ${limit.minBytes} needed): the connection is closed`;
       res.writeHead(408, { 'content-type': 'application/json', connection: 'close' });
-      res.end(JSON.stringify({ ok: false, code: 'REQUEST_TOO_SLOW', message, hint: ERRORS.REQUEST_TOO_SLOW.hint }), () => socket.destroy());
-      setTimeout(() => socket.destroy(), 1000).unref();
+      res.end(JSON.stringify({ ok: false, code: 'REQUEST_TOO_SLOW', message, hint: ERRORS.REQUEST_TOO_SLOW.hint }), cut);
+      setTimeout(cut, 1000).unref();
     } else {
-      socket.destroy();
+      cut();
     }
   }, limit.windowMs);
   timer.unref();

@@ -64,8 +64,12 @@ export interface JobServiceOptions {
 
 const LIVE_SYNC: JobState[] = ['Ready', 'Waiting', 'Syncing', 'Completing'];
 
-/** Failures of the link rather than of the cycle: the job keeps syncing and the cycle resumes after a pause. */
-const TRANSIENT_CODES = new Set(['APPLIANCE_UNREACHABLE']);
+/**
+ * Failures of the link rather than of the cycle: the job keeps syncing and the cycle resumes after a pause.
+ * REQUEST_TOO_SLOW is the appliance cutting an upload whose bytes stopped coming: a link that died mid-upload and
+ * came back before the agent's own timeout gave up on it.
+ */
+const TRANSIENT_CODES = new Set(['APPLIANCE_UNREACHABLE', 'REQUEST_TOO_SLOW']);
 const TRANSIENT_RETRY_MS = 30_000;
 /**
  * A cycle that failed on the appliance's full disk is not started again before this long, even when the job
