@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { API_PREFIX, type RestoreView } from '@ferry/protocol';
 import { ferryOk, ROOT } from '../lib/cli.js';
-import { startTestAppliance, type TestAppliance } from '../lib/jobs.js';
+import { enrollAndBackUp, startTestAppliance, type TestAppliance } from '../lib/jobs.js';
 import { linkedNamespace, type LinkedNamespace } from '../lib/netns.js';
 
 /*
@@ -36,10 +36,7 @@ describe('a restore survives a cut link', { timeout: 10 * 60_000 }, () => {
     const data = randomBytes(BLOCKS * MIB);
     data.fill(0, 200 * MIB, 210 * MIB);
     await writeFile(image, data);
-    const state = path.join(work, 'agent');
-    await t.enroll(state, 'srv');
-    const r = await ferryOk('agent', ['backup', '--state', state, '--disk', image, '--json']);
-    pointId = (JSON.parse(r.stdout) as { point: { id: number } }).point.id;
+    pointId = await enrollAndBackUp(t, path.join(work, 'agent'), 'srv', image);
   });
   after(async () => {
     await t?.close();

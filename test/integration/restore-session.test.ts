@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { API_PREFIX, initHashing, type RestoreView } from '@ferry/protocol';
 import { ferry, ferryOk, ROOT } from '../lib/cli.js';
-import { startTestAppliance, type TestAppliance } from '../lib/jobs.js';
+import { enrollAndBackUp, startTestAppliance, type TestAppliance } from '../lib/jobs.js';
 
 /*
  * Restore sessions as the restore ISO uses them, run on this machine with image-file targets: a restore code
@@ -32,10 +32,7 @@ describe('restore sessions with a restore code', { timeout: 10 * 60_000 }, () =>
     data.fill(0, 0, MIB);
     data.fill(0, 100 * MIB, 110 * MIB); // zero blocks are restored as zeroes, not sent
     await writeFile(image, data);
-    const state = path.join(work, 'agent');
-    await t.enroll(state, 'srv');
-    const r = await ferryOk('agent', ['backup', '--state', state, '--disk', image, '--json']);
-    pointId = (JSON.parse(r.stdout) as { point: { id: number } }).point.id;
+    pointId = await enrollAndBackUp(t, path.join(work, 'agent'), 'srv', image);
   });
   after(async () => {
     await t.close();

@@ -140,6 +140,13 @@ export async function watchUi(t: TestAppliance): Promise<UiWatcher> {
   return { events, close: () => socket.disconnect() };
 }
 
+/** Enrolls an agent state as source `name` and backs `image` up with the `ferry-agent backup` CLI: the new point's id. */
+export async function enrollAndBackUp(t: TestAppliance, stateDir: string, name: string, image: string): Promise<number> {
+  await t.enroll(stateDir, name);
+  const r = await ferryOk('agent', ['backup', '--state', stateDir, '--disk', image, '--json']);
+  return (JSON.parse(r.stdout) as { point: { id: number } }).point.id;
+}
+
 /** Restores a point with `ferry-restore` into a file under `work` and checks it is byte-equal to `image`. */
 export async function restoreEquals(t: TestAppliance, pointId: number, image: string, work: string): Promise<void> {
   const target = path.join(work, `restore-${pointId}.img`);
