@@ -1,7 +1,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { statSync, writeFileSync } from 'node:fs';
-import { deviceNumbers, openDisk } from './block-reader.js';
+import { DIRECT_IO_SLACK, deviceNumbers, openDisk } from './block-reader.js';
 import { makeTempDir, MiB, removeTempDir, run, withLoop } from './test-images.js';
 
 const dir = makeTempDir();
@@ -25,6 +25,35 @@ void test('openDisk() reads an image file at any offset and knows its size', asy
     assert.equal(buf.readUInt32LE(0), MiB + 4);
     assert.equal(buf.readUInt32LE(4), MiB + 8);
     assert.equal((await disk.read(0, 2 * MiB)).length, 2 * MiB);
+  } finally {
+    await disk.close();
+  }
+});
+
+/** Bytes of `file` in the page cache (fincore, util-linux). */
+function cachedBytes(file: string): number {
+  return Number(run('fincore', ['--bytes', '--noheadings', '--output', 'RES', file]).trim());
+}
+
+void test('openDisk() reads aligned spans into a buffer with slack directly, past the page cache; others through it', async () => {
+  const img = patternedImage('direct.img', 8 * MiB);
+  run('sync', [img]);
+  // Drops the file's pages from the cache (coreutils: "iflag=nocache count=0" advises it for the whole file).
+  run('dd', [`if=${img}`, 'iflag=nocache', 'count=0', 'status=none']);
+  assert.equal(cachedBytes(img), 0, 'the image starts out of the page cache');
+  const disk = await openDisk(img);
+  try {
+    const into = Buffer.alloc(4 * MiB + DIRECT_IO_SLACK);
+    const got = await disk.read(2 * MiB, 4 * MiB, into);
+    assert.equal(got.buffer, into.buffer, "read into the caller's buffer");
+    assert.equal(got.length, 4 * MiB);
+    assert.equal(got.readUInt32LE(0), 2 * MiB);
+    assert.equal(got.readUInt32LE(4 * MiB - 4), 6 * MiB - 4);
+    assert.equal(cachedBytes(img), 0, 'a direct read leaves nothing in the page cache');
+    // Not on a sector boundary: the page cache serves it, and the bytes are the same.
+    const odd = await disk.read(MiB + 4, 4096, into);
+    assert.equal(odd.readUInt32LE(0), MiB + 4);
+    assert.ok(cachedBytes(img) > 0, 'an unaligned read goes through the page cache');
   } finally {
     await disk.close();
   }
