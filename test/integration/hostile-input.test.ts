@@ -74,6 +74,20 @@ describe('hostile input is refused with a 4xx and a code, stores nothing, and th
     if (code) assert.equal(r.code, code, what);
   }
 
+  /** A raw TLS connection to the appliance, for requests a well-behaved client cannot send; everything it answers is kept. */
+  async function rawConnection(): Promise<{ socket: tls.TLSSocket; answer: () => string; closed: Promise<void> }> {
+    const socket = tls.connect({ host: '127.0.0.1', port: server.port, ca: await readFile(path.join(work, 'data', 'tls', 'cert.pem')), checkServerIdentity: () => undefined });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('secureConnect', resolve);
+      socket.once('error', reject);
+    });
+    let answer = '';
+    socket.on('data', (d: Buffer) => (answer += d.toString()));
+    socket.on('error', () => undefined);
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    return { socket, answer: () => answer, closed };
+  }
+
   /** Rows of every catalog table but the audit log and browser sessions, and the files under chunks/ and indexes/. */
   async function stored(): Promise<Record<string, number>> {
     const db = server.appliance.db;
@@ -174,18 +188,9 @@ describe('hostile input is refused with a 4xx and a code, stores nothing, and th
       socket.once('connect', resolve);
       socket.once('connect_error', reject);
     });
-    const upload = tls.connect({ host: '127.0.0.1', port: server.port, ca: await readFile(path.join(work, 'data', 'tls', 'cert.pem')), checkServerIdentity: () => undefined });
-    const secured = new Promise<void>((resolve, reject) => {
-      upload.once('secureConnect', resolve);
-      upload.once('error', reject);
-    });
+    const { socket: upload, answer, closed: uploadClosed } = await rawConnection();
     try {
       await connected;
-      await secured;
-      upload.on('error', () => undefined);
-      let answer = '';
-      upload.on('data', (d: Buffer) => (answer += d.toString()));
-      const uploadClosed = new Promise<void>((resolve) => upload.once('close', () => resolve()));
       // An upload that has started (headers and a little of the body) and is waiting for more.
       upload.write(
         `POST ${API_PREFIX}/cycles/${(cycle.data as CycleState).id}/stream HTTP/1.1\r\nHost: ${host}\r\nAuthorization: Bearer ${victim.credential}\r\n` +
@@ -199,7 +204,7 @@ describe('hostile input is refused with a 4xx and a code, stores nothing, and th
       assert.deepEqual(r.data, { sourceId: victim.sourceId, revoked: 1, wasOnline: true });
       assert.equal(await socketGone, 'io server disconnect');
       await uploadClosed;
-      assert.equal(answer, '', 'cut by the revocation without a reply (not by an error, not by the slow-body guard)');
+      assert.equal(answer(), '', 'cut by the revocation without a reply (not by an error, not by the slow-body guard)');
       refusedWith(await call('GET', `${API_PREFIX}/sources/${victim.sourceId}`, { token: victim.credential }), 'the revoked credential', 'AUTH_INVALID');
       await healthy();
     } finally {
@@ -417,15 +422,7 @@ describe('hostile input is refused with a 4xx and a code, stores nothing, and th
     assert.equal(fresh.status, 200, fresh.code);
     const cycleId = (fresh.data as CycleState).id;
     const before = await stored();
-    const socket = tls.connect({ host: '127.0.0.1', port: server.port, ca: await readFile(path.join(work, 'data', 'tls', 'cert.pem')), checkServerIdentity: () => undefined });
-    await new Promise<void>((resolve, reject) => {
-      socket.once('secureConnect', resolve);
-      socket.once('error', reject);
-    });
-    let answer = '';
-    socket.on('data', (d: Buffer) => (answer += d.toString()));
-    socket.on('error', () => undefined);
-    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    const { socket, answer, closed } = await rawConnection();
     socket.write(
       `POST ${API_PREFIX}/cycles/${cycleId}/stream HTTP/1.1\r\nHost: ${host}\r\nAuthorization: Bearer ${agentA.credential}\r\n` +
         'Content-Type: application/octet-stream\r\nContent-Length: 1000000\r\n\r\n',
@@ -441,30 +438,22 @@ describe('hostile input is refused with a 4xx and a code, stores nothing, and th
       clearInterval(trickle);
       socket.destroy();
     }
-    assert.match(answer, /^HTTP\/1\.1 408/);
-    assert.match(answer, /REQUEST_TOO_SLOW/);
+    assert.match(answer(), /^HTTP\/1\.1 408/);
+    assert.match(answer(), /REQUEST_TOO_SLOW/);
     assert.deepEqual(await stored(), before, 'nothing stored');
     await healthy();
   });
 
   test('a Content-Length that disagrees with the body is refused', async () => {
     await storesNothing(async () => {
-      const socket = tls.connect({ host: '127.0.0.1', port: server.port, ca: await readFile(path.join(work, 'data', 'tls', 'cert.pem')), checkServerIdentity: () => undefined });
-      await new Promise<void>((resolve, reject) => {
-        socket.once('secureConnect', resolve);
-        socket.once('error', reject);
-      });
-      let answer = '';
-      socket.on('data', (d: Buffer) => (answer += d.toString()));
-      socket.on('error', () => undefined);
-      const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      const { socket, answer, closed } = await rawConnection();
       const body = JSON.stringify({ sourceId: agentA.sourceId, intervalSeconds: 3600, maxPoints: 3 });
       // Declares fewer bytes than it sends: the JSON the appliance reads is cut short; the rest is garbage.
       socket.write(`POST ${API_PREFIX}/jobs HTTP/1.1\r\nHost: ${host}\r\nAuthorization: Bearer ${adminToken}\r\nContent-Type: application/json\r\nContent-Length: 10\r\n\r\n${body}`);
       await closed;
-      assert.match(answer, /^HTTP\/1\.1 400/);
-      assert.match(answer, /BAD_REQUEST/);
-      assert.doesNotMatch(answer, /HTTP\/1\.1 5\d\d/);
+      assert.match(answer(), /^HTTP\/1\.1 400/);
+      assert.match(answer(), /BAD_REQUEST/);
+      assert.doesNotMatch(answer(), /HTTP\/1\.1 5\d\d/);
     });
   });
 });

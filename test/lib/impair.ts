@@ -1,15 +1,10 @@
-import { spawn, execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
+import { ip } from './netns.js';
 
-const execFileP = promisify(execFile);
 const SCRIPT = fileURLToPath(new URL('./impair.py', import.meta.url));
 /** Debian's interpreter by its path: PATH may lead to a pyenv shim or another Python. */
 const PYTHON = '/usr/bin/python3';
-
-async function ip(...args: string[]): Promise<string> {
-  return (await execFileP('ip', args)).stdout;
-}
 
 /** What the impairer does to each packet, per direction (test/lib/impair.py). */
 export interface Impairment {

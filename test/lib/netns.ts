@@ -3,7 +3,8 @@ import { promisify } from 'node:util';
 
 const execFileP = promisify(execFile);
 
-async function ip(...args: string[]): Promise<string> {
+/** Runs `ip` (iproute2) with these arguments; its standard output. */
+export async function ip(...args: string[]): Promise<string> {
   return (await execFileP('ip', args)).stdout;
 }
 
