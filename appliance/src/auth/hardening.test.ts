@@ -11,6 +11,7 @@ import { buildAppliance, type Appliance } from '../appliance.js';
 import { loadConfig } from '../config.js';
 import { createApp } from '../http/app.js';
 import { rolesMarkdown, roleTable } from '../http/policy.js';
+import { ROUTES } from '../http/openapi.js';
 import type { AuditEntry } from '../audit/service.js';
 import { LoginThrottle } from '../ui/login-throttle.js';
 import { SESSION_IDLE_MS } from '../ui/users.js';
@@ -123,6 +124,46 @@ test('a viewer reads but changes nothing; an operator runs jobs but not users, s
     users.map((u) => `${u.username}:${u.role}`),
     ['root:admin', 'operator:operator', 'viewer:viewer'],
   );
+});
+
+test('an agent credential is refused on every route that is not an agent\'s: it cannot take over another source or read people\'s data', async () => {
+  const victim = a.auth.enroll({ token: a.auth.createEnrollToken().token, hostname: 'victim' });
+  const attacker = a.auth.enroll({ token: a.auth.createEnrollToken().token, hostname: 'attacker' });
+  const usersBefore = (await call('GET', '/users', { session: admin })).data;
+  const notForAgents = ROUTES.filter((r) => r.credential === 'admin' || r.credential === 'admin-or-restore');
+  assert.ok(notForAgents.length > 30, 'the table has the admin routes');
+  for (const r of notForAgents) {
+    // Aimed at the victim's source where the route takes a source id, at id 1 elsewhere.
+    const route = r.path.replace('/sources/{id}', `/sources/${victim.sourceId}`).replace(/\{\w+\}/g, '1');
+    for (const p of [route, route.toUpperCase(), `${route}/`]) {
+      const res = await call(r.method.toUpperCase(), p, { bearer: attacker.credential, ...(r.method === 'get' ? {} : { body: {} }) });
+      assert.equal(res.status, 403, `${r.method.toUpperCase()} ${p} with an agent credential: ${res.status} ${res.code}`);
+      assert.equal(res.code, 'FORBIDDEN', `${r.method.toUpperCase()} ${p}`);
+    }
+  }
+  // Nothing changed: the victim's agent still works, no enrollment token was made for it, no user was added.
+  assert.equal((await call('GET', `/sources/${victim.sourceId}`, { bearer: victim.credential })).status, 200);
+  assert.equal((await call('GET', `/sources/${victim.sourceId}`, { bearer: attacker.credential })).code, 'FORBIDDEN');
+  assert.deepEqual((await call('GET', '/users', { session: admin })).data, usersBefore);
+  const audit = (await call('GET', '/audit?limit=1000', { session: admin })).data as AuditEntry[];
+  assert.ok(audit.some((e) => e.action === `POST ${API_PREFIX}/sources/${victim.sourceId}/enroll-token` && e.code === 'FORBIDDEN'), 'the refused takeover is in the audit log');
+});
+
+test('letter case and a trailing slash do not change a route\'s rule (express matches them all)', async () => {
+  const viewer = await login('viewer', PASSWORD);
+  const operator = await login('operator', PASSWORD);
+  const usersBefore = (await call('GET', '/users', { session: admin })).data as unknown[];
+  for (const p of ['/AUDIT', '/Audit/', '/USERS', '/users/']) assert.equal((await call('GET', p, { session: viewer })).code, 'ROLE_FORBIDDEN', `viewer GET ${p}`);
+  for (const p of ['/Users', '/USERS/', '/users/']) {
+    const r = await call('POST', p, { session: operator, body: { username: 'sneaky', password: PASSWORD, role: 'admin' } });
+    assert.equal(r.code, 'ROLE_FORBIDDEN', `operator POST ${p}`);
+  }
+  assert.equal((await call('PUT', '/SETTINGS', { session: operator, body: {} })).code, 'ROLE_FORBIDDEN');
+  assert.deepEqual((await call('GET', '/users', { session: admin })).data, usersBefore, 'no user was added');
+  // The rule is the route's own, not a stricter default: a viewer still reads jobs however the path is written.
+  assert.equal((await call('GET', '/JOBS/', { session: viewer })).status, 200);
+  assert.equal((await call('GET', '/no-such-route', { session: admin })).code, 'NOT_FOUND');
+  assert.equal((await call('POST', '/no-such-route', { session: viewer, body: {} })).code, 'NOT_FOUND');
 });
 
 test('the last admin cannot be demoted; a role change applies to the next request', async () => {

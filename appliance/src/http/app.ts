@@ -16,7 +16,7 @@ import { storageRoutes } from '../storage/routes.js';
 import { transportRoutes } from '../transport/routes.js';
 import { agentInstallRoutes, downloadRoutes } from '../downloads/routes.js';
 import { openApiDocument } from './openapi.js';
-import { roleTable } from './policy.js';
+import { routeRules } from './policy.js';
 import { agentCredentialRoutes } from '../agents/routes.js';
 import { auditRequests, auditRoutes } from '../audit/routes.js';
 import { errorHandler, json } from './reply.js';
@@ -43,10 +43,10 @@ export function createApp(a: Appliance, log: Logger, opts: AppOptions): Express 
   api.use(restoreSessionRoutes(a.restores));
   // The web UI's first start, login and logout come before any credential exists.
   api.use(uiSessionRoutes(a.ui, a.auth));
-  const roleFor = roleTable();
+  const ruleFor = routeRules();
   api.use(
     authenticate(a.auth, {
-      roleFor,
+      ruleFor,
       agentRequest: (sourceId, req) => a.agents.trackRequest(sourceId, req.socket),
     }),
   );

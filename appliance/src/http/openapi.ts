@@ -1261,7 +1261,7 @@ export function routeErrors(r: Route): HttpErrorCode[] {
   const codes = new Set<HttpErrorCode>(['INTERNAL']);
   const add = (...cs: HttpErrorCode[]): void => cs.forEach((c) => codes.add(c));
   if (r.credential !== 'none') add('AUTH_REQUIRED', 'AUTH_INVALID');
-  if (r.credential !== 'none' && r.credential !== 'admin-or-agent') add('FORBIDDEN');
+  if (r.credential !== 'none') add('FORBIDDEN');
   if (r.credential !== 'none' && r.credential !== 'agent') {
     if (routeRole(r) !== 'viewer') add('ROLE_FORBIDDEN');
     if (r.method !== 'get') add('CSRF_REJECTED');
