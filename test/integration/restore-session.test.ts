@@ -5,7 +5,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { API_PREFIX, initHashing, type RestoreView } from '@ferry/protocol';
+import { API_PREFIX, ApplianceClient, initHashing, type RestoreSession, type RestoreView } from '@ferry/protocol';
+import { ROUTES } from '@ferry/appliance/testing';
 import { ferry, ferryOk, ROOT } from '../lib/cli.js';
 import { enrollAndBackUp, startTestAppliance, type TestAppliance } from '../lib/jobs.js';
 
@@ -87,6 +88,44 @@ describe('restore sessions with a restore code', { timeout: 10 * 60_000 }, () =>
     const again = await ferry('restore', codeArgs(code, path.join(work, 'again.img')));
     assert.equal(again.code, 2);
     assert.match(again.stderr, /RESTORE_NOT_ACTIVE/);
+  });
+
+  test('a restore session reads only its own point and restore; every route not made for it and an expired code are refused', async () => {
+    const otherImage = path.join(work, 'other.img');
+    await writeFile(otherImage, randomBytes(8 * MIB));
+    const otherPoint = await enrollAndBackUp(t, path.join(work, 'agent-other'), 'other', otherImage);
+    const anonymous = new ApplianceClient(t.server.url, t.server.fingerprint);
+    const other = await anonymous.json<RestoreSession>(`${API_PREFIX}/restore-sessions`, { method: 'POST', body: { code: await restoreCode() } });
+    const session = await anonymous.json<RestoreSession>(`${API_PREFIX}/restore-sessions`, { method: 'POST', body: { code: await restoreCode() } });
+    const client = new ApplianceClient(t.server.url, t.server.fingerprint, session.token);
+    const status = async (method: string, route: string): Promise<[number, string | undefined]> => {
+      const res = await client.raw(API_PREFIX + route, method === 'GET' ? {} : { method, body: {} });
+      const body = Buffer.concat(await res.toArray()).toString('utf8');
+      return [res.statusCode ?? 0, res.statusCode === 200 ? undefined : (JSON.parse(body) as { code: string }).code];
+    };
+    try {
+      assert.deepEqual(await status('GET', `/points/${pointId}`), [200, undefined], 'its own point');
+      assert.deepEqual(await status('GET', `/restores/${session.restoreId}`), [200, undefined], 'its own restore');
+      for (const route of [`/points/${otherPoint}`, `/points/${otherPoint}/disks/1/index`, `/points/${otherPoint}/disks/1/blocks?from=0&to=1`, `/restores/${other.restoreId}`]) {
+        assert.deepEqual(await status('GET', route), [403, 'FORBIDDEN'], route);
+      }
+      const notForRestores = ROUTES.filter((r) => !['admin-or-restore', 'any', 'none'].includes(r.credential));
+      for (const r of notForRestores) {
+        const route = r.path.replace(/\{\w+\}/g, String(pointId));
+        assert.deepEqual(await status(r.method.toUpperCase(), route), [403, 'FORBIDDEN'], `${r.method.toUpperCase()} ${route} with a restore session`);
+      }
+      // A code lives ttlHours on the appliance's clock; after that it opens nothing.
+      const short = await t.admin.json<{ code: string }>(`${API_PREFIX}/restores/codes`, { method: 'POST', body: { pointId, ttlHours: 0.5 } });
+      t.clock.advance(31 * 60_000);
+      await assert.rejects(anonymous.json(`${API_PREFIX}/restore-sessions`, { method: 'POST', body: { code: short.code } }), (e: Error & { code?: string }) => {
+        assert.equal(e.code, 'RESTORE_CODE_EXPIRED');
+        assert.match(e.message, /expired at/);
+        return true;
+      });
+    } finally {
+      client.close();
+      anonymous.close();
+    }
   });
 
   test('a wrong code, a wrong fingerprint, the wrong number of targets and a smaller target are refused; nothing is written', async () => {
