@@ -5,7 +5,7 @@ import { mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promise
 import os from 'node:os';
 import path from 'node:path';
 import { io } from 'socket.io-client';
-import { AGENT_NAMESPACE, API_PREFIX, ApplianceClient, BlockIndex, BlockKind, initHashing, SOCKET_PATH, UI_NAMESPACE, type Point } from '@ferry/protocol';
+import { AGENT_NAMESPACE, API_PREFIX, ApplianceClient, BlockIndex, BlockKind, initHashing, SOCKET_PATH, UI_NAMESPACE, type JobView, type Point } from '@ferry/protocol';
 import { openStores } from '@ferry/appliance/testing';
 import { enrollAgent, ferry, ferryOk, sh, startAppliance, TEST_PASSPHRASE, testPassphraseFile, type RunningAppliance } from '../lib/cli.js';
 import { type BackupJson } from '../lib/fixture-data.js';
@@ -286,6 +286,20 @@ describe('encryption at rest', { timeout: 20 * 60_000 }, () => {
     // Point A is damaged by the test above: delete it, so the preparation starts from intact points.
     await admin.json(`${API_PREFIX}/points/${pointA.point.id}`, { method: 'DELETE' });
 
+    // A live job for point B's source: prepare pauses it, and nothing can set it going before the arrival check.
+    const source = (await admin.json<Point>(`${API_PREFIX}/points/${pointB.point.id}`)).sourceId;
+    const { job } = await admin.json<{ job: JobView }>(`${API_PREFIX}/jobs`, { method: 'POST', body: { sourceId: source, intervalSeconds: 3600, maxPoints: 5 } });
+    const refusedActions = async (): Promise<void> => {
+      for (const action of ['resume', 'sync-now', 'retry']) {
+        await assert.rejects(admin.json(`${API_PREFIX}/jobs/${job.id}/${action}`, { method: 'POST', body: {} }), (e: Error & { code?: string }) => {
+          assert.equal(e.code, 'TRANSPORT_UNCHECKED', `${action}: ${e.message}`);
+          assert.match(e.message, /run the arrival check/);
+          return true;
+        });
+      }
+      assert.equal((await admin.json<JobView>(`${API_PREFIX}/jobs/${job.id}`)).state, 'Paused');
+    };
+
     const prepared = await cli(['prepare']);
     assert.equal(prepared.code, 0, prepared.stderr + prepared.stdout);
     const ready = JSON.parse(prepared.stdout) as { phase: string; powerOffSafe: boolean; jobsAllowed: boolean; rootHash: string };
@@ -301,6 +315,7 @@ describe('encryption at rest', { timeout: 20 * 60_000 }, () => {
     assert.match(report, /ok +CYCLE_2/);
     assert.match(report, /everything verified/);
 
+    await refusedActions();
     const state = path.join(work, 'agent');
     await repoint(state, url);
     const refusedBackup = await ferry('agent', ['backup', '--disk', image, '--state', state, '--json']);
@@ -315,6 +330,27 @@ describe('encryption at rest', { timeout: 20 * 60_000 }, () => {
     const cli2 = (args: string[]) => ferry('appliance', ['transport', ...args, '--url', appliance.url, '--fingerprint', appliance.fingerprint, '--token', token, '--json']);
     const status = JSON.parse((await cli2(['status'])).stdout) as { phase: string; jobsAllowed: boolean };
     assert.deepEqual([status.phase, status.jobsAllowed], ['ready', false]);
+    admin.close();
+    admin = new ApplianceClient(appliance.url, appliance.fingerprint, token);
+    await refusedActions();
+
+    // Someone with the disks edits the saved state to skip the check, or deletes it: jobs stay refused.
+    const stateFile = path.join(dataDir, 'transport', 'state.json');
+    for (const tamper of [
+      async () => writeFile(stateFile, (await readFile(stateFile, 'utf8')).replace('"jobsAllowed": false', '"jobsAllowed": true').replace('"phase": "ready"', '"phase": "arrived"')),
+      async () => rm(stateFile),
+    ]) {
+      await appliance.stop();
+      await tamper();
+      appliance = { ...(await startAppliance(dataDir)), adminToken: token };
+      const now = JSON.parse((await cli2(['status'])).stdout) as { phase: string; jobsAllowed: boolean; message: string };
+      assert.deepEqual([now.phase, now.jobsAllowed], ['failed', false], now.message);
+      assert.match(now.message, /(changed outside the appliance|is missing)[\s\S]*run the arrival check/);
+      admin.close();
+      admin = new ApplianceClient(appliance.url, appliance.fingerprint, token);
+      await refusedActions();
+    }
+    await repoint(state, appliance.url);
 
     // A byte changed in transit in a chunk of point B.
     const { chunks } = await openStores(dataDir, TEST_PASSPHRASE);
@@ -348,6 +384,8 @@ describe('encryption at rest', { timeout: 20 * 60_000 }, () => {
     assert.equal(passed.code, 0, passed.stderr + passed.stdout);
     const ok = JSON.parse(passed.stdout) as { phase: string; jobsAllowed: boolean; rootHash: string };
     assert.deepEqual([ok.phase, ok.jobsAllowed, ok.rootHash], ['arrived', true, ready.rootHash]);
+    const resumed = await admin.json<{ job: JobView }>(`${API_PREFIX}/jobs/${job.id}/resume`, { method: 'POST', body: {} });
+    assert.notEqual(resumed.job.state, 'Paused', 'after the arrival check the job resumes');
     const after = JSON.parse((await ferryOk('agent', ['backup', '--disk', image, '--state', state, '--json'])).stdout) as BackupJson;
     assert.equal(after.point.name, 'CYCLE_3');
   });

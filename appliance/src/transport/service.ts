@@ -234,7 +234,7 @@ export class TransportService {
 
   /** HMAC-SHA256 over the root hash and the points (not the time: a re-made body must sign the same). */
   #sign(body: ManifestBody): Manifest['signature'] {
-    const key = this.d.keys ? this.d.keys.derive('transport-manifest') : createHash('sha256').update('ferry unencrypted appliance: integrity only').digest();
+    const key = this.#key('transport-manifest');
     const what = JSON.stringify({ rootHash: body.rootHash, points: body.points, chunks: body.chunks });
     return {
       algorithm: 'hmac-sha256',
@@ -263,8 +263,9 @@ export class TransportService {
 
   #set(patch: Partial<TransportStatus>): void {
     this.#status = { ...this.#status, ...patch };
-    // Persisted so a restart (power-on after transport) still knows the arrival check is due.
-    const text = `${JSON.stringify(this.#status, null, 2)}\n`;
+    // Persisted so a restart (power-on after transport) still knows the arrival check is due; sealed like the
+    // manifest, so an edited file cannot let jobs resume without the check.
+    const text = `${JSON.stringify({ ...this.#status, seal: this.#seal(this.#status) }, null, 2)}\n`;
     this.#saving = this.#saving
       .then(async () => {
         await mkdir(this.d.dir, { recursive: true, mode: 0o750 });
@@ -273,6 +274,18 @@ export class TransportService {
       .catch((err: unknown) => this.d.log.error({ err }, 'cannot save the transport state'));
   }
 
+  #seal(status: TransportStatus): string {
+    return createHmac('sha256', this.#key('transport-state')).update(JSON.stringify(status)).digest('hex');
+  }
+
+  #key(purpose: 'transport-manifest' | 'transport-state'): Buffer {
+    return this.d.keys ? this.d.keys.derive(purpose) : createHash('sha256').update(`ferry unencrypted appliance: integrity only (${purpose})`).digest();
+  }
+
+  /**
+   * The saved state. Without a manifest nothing was prepared, so a missing file means idle. With a manifest,
+   * a missing, unreadable or changed state file keeps jobs refused until the arrival check has passed.
+   */
   #load(): TransportStatus {
     const idle: TransportStatus = {
       phase: 'idle',
@@ -286,10 +299,29 @@ export class TransportService {
       damagedPoints: [],
       mismatches: [],
     };
+    const file = path.join(this.d.dir, 'state.json');
+    const prepared = existsSync(this.#manifestPath);
+    const untrusted = (why: string): TransportStatus => {
+      this.d.log.warn({ file }, `transport state ${why}`);
+      return prepared
+        ? { ...idle, phase: 'failed', jobsAllowed: false, message: `${file} ${why}, and the appliance was prepared for transport: run the arrival check (Appliance page, or ferry-appliance transport arrival) before jobs resume` }
+        : idle;
+    };
+    let text: string;
     try {
-      return { ...idle, ...(JSON.parse(readFileSync(path.join(this.d.dir, 'state.json'), 'utf8')) as Partial<TransportStatus>) };
-    } catch {
-      return idle;
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      return untrusted((err as NodeJS.ErrnoException).code === 'ENOENT' ? 'is missing' : `cannot be read (${(err as Error).message})`);
+    }
+    try {
+      const { seal, ...saved } = JSON.parse(text) as TransportStatus & { seal?: unknown };
+      const expected = this.#seal(saved);
+      if (typeof seal !== 'string' || seal.length !== expected.length || !timingSafeEqual(Buffer.from(seal), Buffer.from(expected))) {
+        return untrusted('was changed outside the appliance (its seal does not match)');
+      }
+      return { ...idle, ...saved };
+    } catch (err) {
+      return untrusted(`is damaged (${(err as Error).message})`);
     }
   }
 }
