@@ -2,7 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import tls from 'node:tls';
 import path from 'node:path';
 import os from 'node:os';
@@ -22,6 +22,7 @@ import {
 } from '@ferry/protocol';
 import { openStores } from '@ferry/appliance/testing';
 import { enrollAgent, ferry, ferryOk, sh, startAppliance, TEST_PASSPHRASE, type RunningAppliance } from '../lib/cli.js';
+import { startAgentDaemon } from '../lib/jobs.js';
 
 const MIB = 1024 * 1024;
 
@@ -85,6 +86,23 @@ describe('bad input is refused with a clear error and stores nothing', { timeout
     assert.equal(existsSync(path.join(work, 'agent-twice', 'agent.json')), false);
   });
 
+  test('the appliance speaks TLS 1.2 and 1.3 only: older clients are refused by the server in the handshake', async () => {
+    const url = new URL(appliance.url);
+    // The client offers old versions (SECLEVEL=0 lets this OpenSSL do so), so a refusal comes from the appliance.
+    const outcome = (maxVersion: tls.SecureVersion): Promise<string> =>
+      new Promise((resolve) => {
+        const s = tls.connect({ host: url.hostname, port: Number(url.port), minVersion: 'TLSv1', maxVersion, rejectUnauthorized: false, ciphers: 'DEFAULT@SECLEVEL=0' }, () => {
+          resolve(`connected ${s.getProtocol()}`);
+          s.destroy();
+        });
+        s.once('error', (e: NodeJS.ErrnoException) => resolve(`refused ${e.code ?? e.message}`));
+      });
+    assert.equal(await outcome('TLSv1'), 'refused ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION');
+    assert.equal(await outcome('TLSv1.1'), 'refused ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION');
+    assert.equal(await outcome('TLSv1.2'), 'connected TLSv1.2');
+    assert.equal(await outcome('TLSv1.3'), 'connected TLSv1.3');
+  });
+
   test('a server with another certificate receives not one byte, and the error shows both fingerprints', async () => {
     const key = path.join(work, 'mitm.key');
     const cert = path.join(work, 'mitm.pem');
@@ -107,8 +125,31 @@ describe('bad input is refused with a clear error and stores nothing', { timeout
       assert.equal(restore.code, 2);
       assert.match(restore.stderr, /FINGERPRINT_MISMATCH/);
       assert.equal(existsSync(path.join(work, 'never.img')), false);
+      const byCode = await ferry('restore', ['code', '--appliance', `https://127.0.0.1:${port}`, '--fingerprint', appliance.fingerprint, '--code', 'ABCD-EFGH-JKMN-PQRS', '--target', path.join(work, 'never.img')]);
+      assert.equal(byCode.code, 2, byCode.stderr);
+      assert.match(byCode.stderr, /FINGERPRINT_MISMATCH/);
+      assert.ok(byCode.stderr.includes(appliance.fingerprint), 'the restore ISO program names the pinned fingerprint');
+      assert.match(byCode.stderr, /presented SHA256:[0-9A-F:]{95}/);
+      assert.equal(existsSync(path.join(work, 'never.img')), false);
       // The token is still unused: it never left the agent.
       await ferryOk('agent', ['enroll', '--appliance', appliance.url, '--fingerprint', appliance.fingerprint, '--token', token, '--state', path.join(work, 'agent-after-mitm')]);
+      // An enrolled agent's daemon whose appliance address now leads to the interceptor: its credential stays home.
+      const daemonState = path.join(work, 'agent-daemon-mitm');
+      await cp(path.join(work, 'agent-after-mitm'), daemonState, { recursive: true });
+      const stateFile = path.join(daemonState, 'agent.json');
+      const enrolled = JSON.parse(await readFile(stateFile, 'utf8')) as { appliance: string };
+      await writeFile(stateFile, JSON.stringify({ ...enrolled, appliance: `https://127.0.0.1:${port}` }), { mode: 0o600 });
+      const disk = path.join(work, 'daemon-disk.img');
+      await writeFile(disk, Buffer.alloc(MIB));
+      const daemon = startAgentDaemon(daemonState, [disk]);
+      try {
+        for (let i = 0; i < 300 && !/FINGERPRINT_MISMATCH/.test(daemon.output()); i++) await new Promise((r) => setTimeout(r, 100));
+        assert.match(daemon.output(), /FINGERPRINT_MISMATCH/, daemon.output());
+        assert.ok(daemon.output().includes(appliance.fingerprint), 'the daemon names the pinned fingerprint');
+        assert.match(daemon.output(), /presented SHA256:[0-9A-F:]{95}/);
+      } finally {
+        await daemon.kill();
+      }
     } finally {
       server.close();
     }

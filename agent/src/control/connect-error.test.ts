@@ -21,6 +21,7 @@ void test('describeConnectError() passes a fingerprint mismatch on with its hint
   const f = describeConnectError(transportError(mismatch), '10.0.0.5:8443');
   assert.equal(f.kind, 'fingerprint');
   assert.match(f.text, /SHA256:BB is pinned; nothing was sent\. The server presented another certificate/);
+  assert.match(f.text, /\(error FINGERPRINT_MISMATCH\)$/, 'the code to look up in docs/errors.md');
 });
 
 void test('describeConnectError() tells to re-enroll when the appliance refuses the credential', () => {

@@ -55,7 +55,7 @@ export function describeConnectError(err: unknown, host: string, enrollCommand =
   }
   const cause = causeOf(e);
   if (cause instanceof FerryError) {
-    return { kind: cause.code === 'FINGERPRINT_MISMATCH' ? 'fingerprint' : 'unreachable', text: `${cause.message}. ${cause.hint}` };
+    return { kind: cause.code === 'FINGERPRINT_MISMATCH' ? 'fingerprint' : 'unreachable', text: `${cause.message}. ${cause.hint} (error ${cause.code})` };
   }
   const why = text(fieldOf(cause, 'code')) ?? text(fieldOf(cause, 'message')) ?? message;
   const status = /Unexpected server response: (\d+)/.exec(why)?.[1];
