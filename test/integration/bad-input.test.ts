@@ -208,6 +208,25 @@ describe('bad input is refused with a clear error and stores nothing', { timeout
     );
   });
 
+  test('a block sent twice is refused, in one stream or across two, and acknowledges nothing', async () => {
+    const disks = [{ key: 'dup-disk', size: 2 * MIB }];
+    const cycle = await agent.json<CycleState>('/api/v1/cycles', { method: 'POST', body: { disks } });
+    const zero = (blockNo: number): Buffer => encodeBlockFrame({ disk: 0, kind: BlockKind.Zero, blockNo, xxh64: 0n, chunkId: Buffer.alloc(32) });
+    const err = await refused(agent.json(`/api/v1/cycles/${cycle.id}/stream`, { method: 'POST', stream: [encodeStreamHeader(), zero(0), zero(0), encodeEndFrame(2)] }), 'BLOCK_OUT_OF_ORDER');
+    assert.match(err.message, /block 0/);
+    const nextBlock = async (): Promise<number | undefined> => {
+      const again = await agent.json<CycleState>('/api/v1/cycles', { method: 'POST', body: { disks } });
+      assert.equal(again.id, cycle.id);
+      return again.disks[0]?.nextBlock;
+    };
+    assert.equal(await nextBlock(), 0, 'a refused stream acknowledges none of its blocks');
+    await agent.json(`/api/v1/cycles/${cycle.id}/stream`, { method: 'POST', stream: [encodeStreamHeader(), zero(0), encodeEndFrame(1)] });
+    assert.equal(await nextBlock(), 1);
+    // A later stream that repeats an acknowledged block is refused the same way, and changes nothing.
+    await refused(agent.json(`/api/v1/cycles/${cycle.id}/stream`, { method: 'POST', stream: [encodeStreamHeader(), zero(0), encodeEndFrame(1)] }), 'BLOCK_OUT_OF_ORDER');
+    assert.equal(await nextBlock(), 1);
+  });
+
   test('a commit whose chunk vanished is refused and no point is committed', async () => {
     const cycle = await agent.json<CycleState>('/api/v1/cycles', { method: 'POST', body: { disks: [{ key: 'api-disk', size: 2 * MIB }] } });
     const data = randomBytes(MIB);

@@ -7,7 +7,19 @@ import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { io, type Socket } from 'socket.io-client';
-import { AGENT_NAMESPACE, API_PREFIX, encodeStreamHeader, SOCKET_PATH, UI_NAMESPACE, type CycleState } from '@ferry/protocol';
+import {
+  AGENT_NAMESPACE,
+  API_PREFIX,
+  ApplianceClient,
+  BlockKind,
+  encodeBlockFrame,
+  encodeEndFrame,
+  encodeStreamHeader,
+  SOCKET_PATH,
+  UI_NAMESPACE,
+  type CycleState,
+  type Point,
+} from '@ferry/protocol';
 import { loadConfig, pathParams, ROUTES, startServer, type RunningServer } from '@ferry/appliance/testing';
 import { TEST_PASSPHRASE, TEST_SCRYPT_N } from '../lib/cli.js';
 
@@ -289,7 +301,7 @@ describe('hostile input is refused with a 4xx and a code, stores nothing, and th
     });
   });
 
-  test('prototype-pollution keys, deep nesting and duplicate keys are refused and pollute nothing', async () => {
+  test('prototype-pollution keys and deep nesting are refused and pollute nothing', async () => {
     await storesNothing(async () => {
       for (const body of [
         '{"__proto__":{"polluted":true},"username":"p1","password":"a long enough password"}',
@@ -329,8 +341,31 @@ describe('hostile input is refused with a 4xx and a code, stores nothing, and th
     assert.ok(list.length >= 4, 'the sources table is still there');
   });
 
-  test('another agent’s source and cycle are refused; an enrollment token is not accepted twice', async () => {
+  test('another agent’s source, cycle and point are refused; an enrollment token is not accepted twice', async () => {
+    // A's open cycle becomes a point (four zero blocks), for B to try to read.
+    const asA = new ApplianceClient(server.url, server.fingerprint, agentA.credential);
+    let pointA: number;
+    try {
+      const zero = (blockNo: number): Buffer => encodeBlockFrame({ disk: 0, kind: BlockKind.Zero, blockNo, xxh64: 0n, chunkId: Buffer.alloc(32) });
+      await asA.json(`${API_PREFIX}/cycles/${cycleA}/stream`, { method: 'POST', stream: [encodeStreamHeader(), zero(0), zero(1), zero(2), zero(3), encodeEndFrame(4)] });
+      const stats = { bytesRead: 0, bytesCompared: 0, bytesChanged: 0, bytesSent: 0, seconds: 0 };
+      pointA = (await asA.json<{ pointId: number }>(`${API_PREFIX}/cycles/${cycleA}/commit`, { method: 'POST', body: { stats } })).pointId;
+    } finally {
+      asA.close();
+    }
+    const own = (await call('GET', `${API_PREFIX}/points/${pointA}`, { token: agentA.credential })).data as Point;
+    assert.equal(own.disks.length, 1, 'A reads its own point');
+    const diskA = own.disks[0]!.diskId;
     await storesNothing(async () => {
+      for (const route of [`/points/${pointA}`, `/points/${pointA}/disks/${diskA}/index`, `/points/${pointA}/disks/${diskA}/blocks?from=0&to=4`]) {
+        refusedWith(await call('GET', API_PREFIX + route, { token: agentB.credential }), `B reads A's ${route}`, 'FORBIDDEN');
+      }
+      const listed = (await call('GET', `${API_PREFIX}/points`, { token: agentB.credential })).data as Point[];
+      assert.deepEqual(
+        listed.map((p) => p.id),
+        [],
+        "B's list of points does not show A's",
+      );
       refusedWith(await call('GET', `${API_PREFIX}/sources/${agentA.sourceId}`, { token: agentB.credential }), "B reads A's source", 'FORBIDDEN');
       refusedWith(await call('PUT', `${API_PREFIX}/sources/${agentA.sourceId}/disks`, { token: agentB.credential, body: { disks: [] } }), "B sets A's disks", 'FORBIDDEN');
       refusedWith(await call('GET', `${API_PREFIX}/cycles/${cycleA}`, { token: agentB.credential }), "B reads A's cycle", 'FORBIDDEN');
@@ -444,7 +479,7 @@ describe('hostile input is refused with a 4xx and a code, stores nothing, and th
     await healthy();
   });
 
-  test('a Content-Length that disagrees with the body is refused', async () => {
+  test('a Content-Length that disagrees with the body, shorter or longer, is refused', async () => {
     await storesNothing(async () => {
       const { socket, answer, closed } = await rawConnection();
       const body = JSON.stringify({ sourceId: agentA.sourceId, intervalSeconds: 3600, maxPoints: 3 });
@@ -454,6 +489,16 @@ describe('hostile input is refused with a 4xx and a code, stores nothing, and th
       assert.match(answer(), /^HTTP\/1\.1 400/);
       assert.match(answer(), /BAD_REQUEST/);
       assert.doesNotMatch(answer(), /HTTP\/1\.1 5\d\d/);
+    });
+    await storesNothing(async () => {
+      // Declares more bytes than it sends, then waits: the appliance does not wait for ever.
+      const { socket, answer, closed } = await rawConnection();
+      const body = JSON.stringify({ sourceId: agentA.sourceId, intervalSeconds: 3600, maxPoints: 3 });
+      socket.write(`POST ${API_PREFIX}/jobs HTTP/1.1\r\nHost: ${host}\r\nAuthorization: Bearer ${adminToken}\r\nContent-Type: application/json\r\nContent-Length: ${body.length + 10_000}\r\n\r\n${body}`);
+      await healthy();
+      await closed;
+      assert.match(answer(), /^HTTP\/1\.1 408/);
+      assert.match(answer(), /REQUEST_TOO_SLOW/);
     });
   });
 });
