@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import pino from 'pino';
@@ -41,6 +42,26 @@ function catalogAppliance(config: ReturnType<typeof loadConfig>) {
     );
   }
   return buildAppliance(config, quietLog());
+}
+
+/**
+ * Runs an offline command that changes the catalog, and records it in the audit log like a request: the actor is
+ * the console's user (`cli:root`), the action `CLI <command>`.
+ */
+function withCatalog<T>(config: ReturnType<typeof loadConfig>, command: string, fn: (a: ReturnType<typeof buildAppliance>) => T): T {
+  const a = catalogAppliance(config);
+  const entry = { actor: `cli:${os.userInfo().username}`, role: 'admin', address: 'console', action: `CLI ${command}` };
+  try {
+    const out = fn(a);
+    a.audit.record({ ...entry, outcome: 'ok', status: 0, code: null });
+    return out;
+  } catch (err) {
+    const code = err instanceof FerryError ? err.code : null;
+    a.audit.record({ ...entry, outcome: code ? 'refused' : 'failed', status: 2, code });
+    throw err;
+  } finally {
+    a.close();
+  }
 }
 
 /** Offline commands that read chunk or index contents: the keys of an encrypted directory, from the passphrase. */
@@ -148,12 +169,8 @@ dataOption(program.command('enroll-token').description('print a one-time enrollm
     const config = loadConfig(opts);
     const ttl = Number(opts.ttlHours);
     if (!(ttl > 0 && ttl <= 720)) throw new FerryError('CONFIG_INVALID', `--ttl-hours must be between 0 and 720, got ${opts.ttlHours}`);
-    const a = catalogAppliance(config);
-    try {
-      process.stdout.write(`${a.auth.createEnrollToken(ttl).token}\n`);
-    } finally {
-      a.close();
-    }
+    const token = withCatalog(config, 'enroll-token', (a) => a.auth.createEnrollToken(ttl).token);
+    process.stdout.write(`${token}\n`);
   });
 
 dataOption(program.command('restore-code').description('print a restore code for a point: type it at the restore ISO on the target VM'))
@@ -170,29 +187,22 @@ dataOption(program.command('restore-code').description('print a restore code for
     }
     const ttlHours = Number(opts.ttlHours);
     if (!(ttlHours > 0 && ttlHours <= 24 * 14)) throw new FerryError('BAD_REQUEST', `--ttl-hours must be between 0 and 336, got ${opts.ttlHours}`);
-    const a = catalogAppliance(config);
-    try {
-      const { restore, code } = a.restores.createWithCode({ pointId, ttlHours, ...(targetDisks === undefined ? {} : { targetDisks }) });
-      process.stdout.write(`${code}\n`);
-      process.stderr.write(
-        `restore ${restore.id} of ${restore.pointName} (${restore.sourceName}); the code is valid until ${restore.codeExpiresAt ?? '?'}.\n` +
-          'Boot the Ferry restore ISO on the target VM and enter this code, the appliance address and its fingerprint (`ferry-appliance fingerprint`).\n',
-      );
-    } finally {
-      a.close();
-    }
+    const { restore, code } = withCatalog(config, `restore-code --point ${pointId}`, (a) =>
+      a.restores.createWithCode({ pointId, ttlHours, ...(targetDisks === undefined ? {} : { targetDisks }) }),
+    );
+    process.stdout.write(`${code}\n`);
+    process.stderr.write(
+      `restore ${restore.id} of ${restore.pointName} (${restore.sourceName}); the code is valid until ${restore.codeExpiresAt ?? '?'}.\n` +
+        'Boot the Ferry restore ISO on the target VM and enter this code, the appliance address and its fingerprint (`ferry-appliance fingerprint`).\n',
+    );
   });
 
 const token = program.command('token').description('admin API tokens');
 dataOption(token.command('create').description('print a new admin API token'))
   .requiredOption('--name <name>', 'what the token is for (shown in listings)')
   .action((opts: ConfigInput & { name: string }) => {
-    const a = catalogAppliance(loadConfig(opts));
-    try {
-      process.stdout.write(`${a.auth.createApiToken(opts.name)}\n`);
-    } finally {
-      a.close();
-    }
+    const created = withCatalog(loadConfig(opts), 'token create', (a) => a.auth.createApiToken(opts.name));
+    process.stdout.write(`${created}\n`);
   });
 
 dataOption(program.command('verify').description('re-read every chunk and index, report damage by point (exit 1 if any)'))

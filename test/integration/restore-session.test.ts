@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { API_PREFIX, ApplianceClient, initHashing, type RestoreSession, type RestoreView } from '@ferry/protocol';
+import { API_PREFIX, ApplianceClient, initHashing, type AuditEntry, type RestoreSession, type RestoreView } from '@ferry/protocol';
 import { ROUTES } from '@ferry/appliance/testing';
 import { ferry, ferryOk, ROOT } from '../lib/cli.js';
 import { enrollAndBackUp, startTestAppliance, type TestAppliance } from '../lib/jobs.js';
@@ -114,6 +114,12 @@ describe('restore sessions with a restore code', { timeout: 10 * 60_000 }, () =>
         const route = r.path.replace(/\{\w+\}/g, String(pointId));
         assert.deepEqual(await status(r.method.toUpperCase(), route), [403, 'FORBIDDEN'], `${r.method.toUpperCase()} ${route} with a restore session`);
       }
+      // The console command that made the codes is in the audit log, like a request.
+      const audit = await t.admin.json<AuditEntry[]>(`${API_PREFIX}/audit?limit=100`);
+      assert.ok(
+        audit.some((e) => e.action === `CLI restore-code --point ${pointId}` && /^cli:/.test(e.actor) && e.address === 'console' && e.outcome === 'ok'),
+        'ferry-appliance restore-code is audited',
+      );
       // A code lives ttlHours on the appliance's clock; after that it opens nothing.
       const short = await t.admin.json<{ code: string }>(`${API_PREFIX}/restores/codes`, { method: 'POST', body: { pointId, ttlHours: 0.5 } });
       t.clock.advance(31 * 60_000);
