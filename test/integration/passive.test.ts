@@ -2,7 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { access, chmod, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { access, chmod, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { API_PREFIX, FerryError, type AddPassiveSourceResponse, type JobActionResult, type JobPoint, type PassiveSourceView } from '@ferry/protocol';
@@ -153,6 +153,14 @@ describe('passive sources over SSH', { timeout: 15 * 60_000 }, () => {
     assert.equal(added.hostKey.algorithm, 'ssh-ed25519');
     assert.equal(added.source.state, 'host-key-unconfirmed');
     assert.equal(JSON.stringify(added).includes('PRIVATE KEY'), false, 'the private key is never sent back');
+    // Nor is it kept in clear: not in the catalog, its WAL, the logs or anywhere else under the data directory.
+    const keyBody = clientKey.split('\n').filter((l) => l && !l.startsWith('-----'));
+    assert.ok(keyBody.length >= 3);
+    for (const entry of await readdir(t.dataDir, { recursive: true, withFileTypes: true })) {
+      if (!entry.isFile()) continue;
+      const bytes = await readFile(path.join(entry.parentPath, entry.name));
+      for (const line of keyBody) assert.equal(bytes.includes(line), false, `a line of the SSH private key is in ${entry.name}`);
+    }
 
     const wrong = await keygenFingerprint(path.join(work, 'host_b.pub'));
     await assert.rejects(
