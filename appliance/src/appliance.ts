@@ -20,10 +20,13 @@ import { JobRepository } from './jobs/repository.js';
 import { JobService, type AgentLink, type PointKeeper } from './jobs/service.js';
 import { AgentHub } from './agents/hub.js';
 import { UiEvents } from './events/ui-events.js';
+import { WatchedAgentHub, WatchedSourceRepository } from './events/source-events.js';
+import { SourceViews } from './sources/view.js';
 import { RestoreRepository } from './restores/repository.js';
 import { RestoreService } from './restores/service.js';
 import { systemClock, type Clock } from './clock.js';
 import { AGENT_UNIT_FILE, AgentDownloads } from './downloads/service.js';
+import { RestoreIso } from './downloads/restore-iso.js';
 import { buildUiServices, type UiServices } from './ui/build.js';
 import { PassiveRepository } from './passive/repository.js';
 import { PassiveService, DEFAULT_PASSIVE_OPTIONS, type PassiveOptions } from './passive/service.js';
@@ -66,6 +69,8 @@ export interface Appliance {
   ui: UiServices;
   /** The agent executable and its install script (`make agent-binary`). */
   downloads: AgentDownloads;
+  /** The restore ISO engineers download to boot target VMs (`make iso`). */
+  restoreIso: RestoreIso;
   /** Passive sources: reached over SSH, agent deployed and run by the appliance. */
   passive: PassiveService;
   /** Prepare for transport and the arrival check; its gate refuses job work until the arrival check passed. */
@@ -101,15 +106,18 @@ export function buildAppliance(config: Config, log: Logger, opts: BuildOptions =
     throw new FerryError('DATA_DIR_UNUSABLE', `cannot use ${config.dataDir} as the data directory: ${(err as Error).message}`, { cause: err });
   }
   const db = openCatalog(p.catalog);
-  const sources = new SourceRepository(db);
+  // Browsers follow sources live: the repository and the agents' hub say when a source changed (source.updated).
+  const uiEvents = new UiEvents((id) => sourceViews.get(id));
+  const sourceChanged = (id: number): void => uiEvents.sourceChanged(id);
+  const sources: SourceRepository = new WatchedSourceRepository(db, sourceChanged);
   const cycleRepo = new CycleRepository(db);
   const keys = storeKeys(config.dataDir, opts.keys);
   const chunks = new ChunkStore(p.chunks, keys);
   const indexes = new IndexFiles(p.indexes, keys);
   const pointRepo = new PointRepository(db);
   const points = new PointService(cycleRepo, sources, chunks, indexes, pointRepo);
-  const agents = new AgentHub(clock);
-  const uiEvents = new UiEvents();
+  const agents: AgentHub = new WatchedAgentHub(clock, sourceChanged);
+  const sourceViews = new SourceViews({ sources, online: (id) => agents.online(id), points: (id) => points.list(id) });
   const collectGarbage = (reason: string): void => {
     // GcService logs each run's summary or failure; here only why it ran.
     log.info({ reason }, 'garbage collection asked for');
@@ -169,10 +177,14 @@ export function buildAppliance(config: Config, log: Logger, opts: BuildOptions =
     gc,
     ui,
     downloads,
+    restoreIso: new RestoreIso(config.restoreIso),
     passive,
     collectGarbage,
     sessionSockets,
     audit: new AuditLog(new AuditRepository(db), log),
-    close: () => db.close(),
+    close: () => {
+      uiEvents.close();
+      db.close();
+    },
   };
 }

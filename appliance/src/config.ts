@@ -15,12 +15,16 @@ const ConfigSchema = z.strictObject({
   suspendAfterSeconds: z.number().min(1).max(7 * 24 * 3600),
   /** The agent executable served at /downloads/ferry-agent (`make agent-binary`). */
   agentBinary: z.string().min(1),
+  /** The restore ISO served at /api/v1/downloads/ferry-restore.iso (`make iso`). */
+  restoreIso: z.string().min(1),
 });
 export type Config = Readonly<z.infer<typeof ConfigSchema>>;
 
 export const DEFAULT_DATA_DIR = '/var/lib/ferry-appliance';
 /** Where `make agent-binary` writes the agent executable, in the checkout the appliance runs from. */
 export const DEFAULT_AGENT_BINARY = fileURLToPath(new URL('../../agent/out/ferry-agent', import.meta.url));
+/** Where `make iso` writes the restore ISO, in the checkout the appliance runs from. */
+export const DEFAULT_RESTORE_ISO = fileURLToPath(new URL('../../iso/out/ferry-restore.iso', import.meta.url));
 
 /** Flags win over FERRY_* environment variables, which win over defaults. */
 export interface ConfigInput {
@@ -50,6 +54,7 @@ export function loadConfig(flags: ConfigInput, env: NodeJS.ProcessEnv = process.
     logLevel: flags.logLevel ?? env.FERRY_LOG_LEVEL ?? 'info',
     suspendAfterSeconds: Number(flags.suspendAfter ?? env.FERRY_SUSPEND_AFTER_SECONDS ?? 900),
     agentBinary: path.resolve(env.FERRY_AGENT_BINARY || DEFAULT_AGENT_BINARY),
+    restoreIso: path.resolve(env.FERRY_RESTORE_ISO || DEFAULT_RESTORE_ISO),
   };
   const parsed = ConfigSchema.safeParse(raw);
   if (!parsed.success) {

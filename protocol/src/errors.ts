@@ -83,6 +83,8 @@ export const ERRORS = {
   CSRF_REJECTED: { status: 403, user: true, hint: "Reload the web UI page and try again; requests that use the session cookie must come from the appliance's own pages and carry the X-Ferry-CSRF header it hands out. Scripts should use an API token instead of the cookie." },
   AGENT_REVOKED: { status: 409, user: true, hint: "The source's agent credential is revoked already; give the source a re-enrollment token (POST /api/v1/sources/{id}/enroll-token, or the source page) and run `ferry-agent enroll` with it on the source." },
   REQUEST_TOO_SLOW: { status: 408, user: true, hint: 'Send the request body without long pauses; an agent does so by itself (a link this slow is down: it retries and resumes from its last acknowledged block).' },
+  ISO_NOT_BUILT: { status: 503, user: true, hint: 'Build the restore ISO on the appliance: `make iso` (writes iso/out/ferry-restore.iso), or set FERRY_RESTORE_ISO to a built one; then download it again.' },
+  RANGE_NOT_SATISFIABLE: { status: 416, user: true, hint: 'Ask for a byte range inside the file (its size is in the Content-Range header of this reply); to resume a download, start from the bytes you already have.' },
   INTERNAL: { status: 500, user: false, hint: 'This is a bug. The appliance log (DATA/logs/appliance.log) has the details; please report it.' },
 } as const satisfies Record<string, { status: number; user: boolean; hint: string }>;
 

@@ -2,6 +2,7 @@ import type { PassiveSourceView } from './passive.js';
 import { z } from 'zod';
 import type { Reply } from './errors.js';
 import type { RestoreView } from './api.js';
+import type { SourceView } from './views.js';
 import { ExclusionsSchema, HooksSchema, JOB_PHASES, ThrottleSchema, type Hooks, type JobLogEntry, type JobPhase, type JobProgress, type JobView, type Throttle } from './jobs.js';
 
 /**
@@ -93,6 +94,8 @@ export interface ServerToUiEvents {
   'restore.updated': (restore: RestoreView) => void;
   /** A passive source's SSH connection or deployment changed state. */
   'passive.updated': (source: PassiveSourceView) => void;
+  /** A source was enrolled or added, came online or went offline, reported its disks, or got a new point. */
+  'source.updated': (source: SourceView) => void;
 }
 
 export interface UiToServerEvents {

@@ -91,6 +91,8 @@ export const CreateJobRequestSchema = z.strictObject({
   throttle: ThrottleSchema.partial().optional(),
   exclusions: ExclusionsSchema.optional(),
   hooks: HooksSchema.optional(),
+  /** Create the job Paused: no cycle starts (not even the full one) until it is resumed. */
+  startPaused: z.boolean().optional(),
 });
 export type CreateJobRequest = z.infer<typeof CreateJobRequestSchema>;
 

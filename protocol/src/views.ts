@@ -62,7 +62,11 @@ export interface DashboardAlert {
 
 export interface DashboardSummary {
   storage: {
-    /** Of the filesystem that holds the data directory. */
+    /**
+     * Of the filesystem that holds the data directory, as `df` shows it: used is df's Used (blocks − free blocks),
+     * free is df's Avail, and total is their sum (df's Size without the blocks reserved for root), so the bar is
+     * df's Use%.
+     */
     totalBytes: number;
     usedBytes: number;
     freeBytes: number;
@@ -72,9 +76,14 @@ export interface DashboardSummary {
     logicalBytes: number;
     /** Changed bytes (before compression) that the cycles of live points carried. */
     changedBytes: number;
-    /** logical / changed: what unchanged blocks shared between points save; null with no data. */
+    /**
+     * Bytes, before compression, of the chunks the cycles of live points wrote (chunk count × block size): each is a
+     * block's content the store did not hold yet, so this is the unique data behind logicalBytes.
+     */
+    newChunkBytes: number;
+    /** logical / new chunks: what one stored copy per distinct block saves (unchanged blocks between points, blocks shared by sources); null with no data. */
     dedupeRatio: number | null;
-    /** changed / stored: LZ4 compression (and chunks another source had sent already); null with no data. */
+    /** new chunks / stored: LZ4 compression of the chunks written (with their file headers); null with no data. */
     compressionRatio: number | null;
   };
   sources: { total: number; online: number };

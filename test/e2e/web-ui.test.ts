@@ -1,15 +1,16 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, rm, stat, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { API_PREFIX, RESTORE_CODE_PATTERN, type JobView } from '@ferry/protocol';
 import type { Page } from 'playwright-core';
-import { ferryOk } from '../lib/cli.js';
+import { ferryOk, ROOT } from '../lib/cli.js';
 import { createPartitionedImage, withMounted } from '../lib/disk-image.js';
 import { startAgentDaemon, startTestAppliance, type AgentDaemon, type TestAppliance } from '../lib/jobs.js';
 import { startBrowser, type TestBrowser } from '../lib/browser.js';
+import { ensureAgentBinary } from '../lib/agent-binary.js';
 
 /*
  * The web UI in Debian's headless Chromium against an in-process appliance (real HTTPS, socket.io, SQLite, chunk
@@ -20,6 +21,8 @@ import { startBrowser, type TestBrowser } from '../lib/browser.js';
 const ADMIN = 'admin';
 const PASSWORD = 'correct horse battery staple';
 const LANGS = ['en', 'zh-CN', 'ja'] as const;
+/** Where the test appliance looks for the restore ISO: its default, `make iso`'s output. */
+const DEFAULT_RESTORE_ISO = path.join(ROOT, 'iso/out/ferry-restore.iso');
 
 async function waitFor<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs = 120_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -111,40 +114,46 @@ describe('web UI in a real browser', { timeout: 10 * 60_000 }, () => {
 
   test('add an active source: the install command, then the source comes online when its agent enrolls', async () => {
     const { page } = b;
+    // POST /agent-installs offers the agent executable: build it (make skips the work when nothing changed).
+    await ensureAgentBinary();
     await nav(page, 'Sources').click();
     await page.getByText('No source yet.').waitFor();
     await page.getByTestId('add-active').click();
     await page.getByTestId('make-command').click();
-    let token: string;
-    let fingerprint = t.server.fingerprint;
     const command = page.getByTestId('install-command');
-    const failed = page.getByRole('alert');
-    await waitFor('the install command or an error', async () => (await command.count()) > 0 || (await failed.count()) > 0);
-    if ((await command.count()) > 0) {
-      token = (await page.getByTestId('enroll-token').innerText()).trim();
-      fingerprint = (await page.getByTestId('fingerprint').innerText()).trim();
-      assert.match(await command.innerText(), /ferry_enroll_/);
-    } else {
-      // POST /agent-installs needs the agent executable (`make agent-binary`); without it the page says so and
-      // the test enrolls with a token made on the appliance, as `ferry-appliance enroll-token` would.
-      const text = await failed.innerText();
-      assert.match(text, /AGENT_BINARY_MISSING|NOT_FOUND/, text);
-      token = t.server.appliance.auth.createEnrollToken(1).token;
-    }
+    await command.waitFor();
+    const token = (await page.getByTestId('enroll-token').innerText()).trim();
+    const fingerprint = (await page.getByTestId('fingerprint').innerText()).trim();
+    assert.match(await command.innerText(), /ferry_enroll_/);
     assert.equal(fingerprint, t.server.fingerprint);
     await b.screenshot('add-active-source');
 
-    const state = path.join(work, 'agent-state');
-    await ferryOk('agent', ['enroll', '--appliance', t.server.url, '--fingerprint', fingerprint, '--token', token, '--state', state, '--name', 'web-source']);
-    agent = startAgentDaemon(state, [image]);
-    if ((await command.count()) > 0) {
+    // From here on the pages learn about the source only from source.updated events: count the REST reads of
+    // sources they make, which must be none while the page waits.
+    let sourceReads = 0;
+    const countReads = (req: { method(): string; url(): string }): void => {
+      if (req.method() === 'GET' && new URL(req.url()).pathname.startsWith(`${API_PREFIX}/sources`)) sourceReads++;
+    };
+    page.on('request', countReads);
+    try {
+      const state = path.join(work, 'agent-state');
+      await ferryOk('agent', ['enroll', '--appliance', t.server.url, '--fingerprint', fingerprint, '--token', token, '--state', state, '--name', 'web-source']);
       const arrived = page.getByTestId('arrived');
       await arrived.getByText('web-source').waitFor({ timeout: 60_000 });
-      await arrived.getByText('Online').waitFor({ timeout: 60_000 });
+      await arrived.getByText('Offline').waitFor();
+      assert.equal(sourceReads, 0, 'the enrolled source appeared without the page asking for it');
+
+      // The list shows it offline; the agent starts and the same page, untouched, shows it online.
+      await nav(page, 'Sources').click();
+      const row = page.getByTestId('source-row').filter({ hasText: 'web-source' });
+      await row.getByTestId('source-status').getByText('Offline').waitFor();
+      const readsBefore = sourceReads;
+      agent = startAgentDaemon(state, [image]);
+      await row.getByTestId('source-status').getByText('Online').waitFor({ timeout: 60_000 });
+      assert.equal(sourceReads, readsBefore, 'online came by the source.updated event, not by reading the sources again');
+    } finally {
+      page.off('request', countReads);
     }
-    await nav(page, 'Sources').click();
-    const row = page.getByTestId('source-row').filter({ hasText: 'web-source' });
-    await row.getByTestId('source-status').getByText('Online').waitFor({ timeout: 60_000 });
     await b.screenshot('sources');
   });
 
@@ -222,6 +231,29 @@ describe('web UI in a real browser', { timeout: 10 * 60_000 }, () => {
     const code = (await page.getByTestId('restore-code').innerText()).trim();
     assert.match(code, RESTORE_CODE_PATTERN);
     assert.equal((await page.getByTestId('restore-address').innerText()).trim(), new URL(t.server.url).origin);
+    // The restore ISO to boot the target from: a link with its size, or, where `make iso` has not run, the reason.
+    const iso = await stat(DEFAULT_RESTORE_ISO).catch(() => null);
+    if (iso) {
+      const link = page.getByTestId('iso-download');
+      await link.waitFor();
+      assert.match(await link.innerText(), new RegExp(`Download the restore ISO \\(${(iso.size / 2 ** 20).toFixed(1)} MiB\\)`));
+      // The link works with the browser's session, and resumes: the first bytes of the very file.
+      const href = (await link.getAttribute('href'))!;
+      const head = await page.request.get(new URL(href, t.server.url).toString(), { headers: { range: 'bytes=0-4095' } });
+      assert.equal(head.status(), 206);
+      const fh = await open(DEFAULT_RESTORE_ISO, 'r');
+      try {
+        const first = Buffer.alloc(4096);
+        await fh.read(first, 0, 4096, 0);
+        assert.ok((await head.body()).equals(first), 'the download starts with the ISO’s bytes');
+      } finally {
+        await fh.close();
+      }
+    } else {
+      const missing = page.getByTestId('iso-missing');
+      await missing.getByText('The restore ISO has not been built on this appliance').waitFor();
+      assert.match(await missing.innerText(), /make iso[\s\S]*ISO_NOT_BUILT/);
+    }
     await b.screenshot('restore-code');
     await page.getByRole('link', { name: 'Watch the restore' }).click();
     await page.getByTestId('restore').first().getByText('Waiting for the ISO').waitFor();
@@ -285,6 +317,73 @@ describe('web UI in a real browser', { timeout: 10 * 60_000 }, () => {
     }
     assert.equal(await page.locator('img[src="x"]').count(), 0, 'no element was made from the name');
     assert.equal(await page.evaluate('window.__ferryXss'), undefined, 'no script ran');
+
+    // The RTL override cannot reach past the name: where the name stands alone (list, heading) it is a <bdi>,
+    // isolated by its computed style; inside a sentence it sits between FSI and PDI. (Page code is sent as text:
+    // the test project has no DOM types.)
+    const isolation = (find: string): Promise<unknown> =>
+      page.evaluate(`(() => {
+        const e = ${find};
+        return { tag: e.tagName, unicodeBidi: getComputedStyle(e).unicodeBidi, text: e.textContent };
+      })()`);
+    const standalone = { tag: 'BDI', unicodeBidi: 'isolate', text: hostile };
+    assert.deepEqual(await isolation(`document.querySelector('h1 [data-testid="source-name"]')`), standalone, 'the heading');
+    await page.goto(`${t.server.url}/#/sources`);
+    await page.getByTestId('source-row').filter({ hasText: 'gnp.exe' }).waitFor();
+    assert.deepEqual(
+      await isolation(`[...document.querySelectorAll('[data-testid="source-row"]')].find((r) => r.textContent.includes('gnp.exe')).querySelector('[data-testid="source-name"]')`),
+      standalone,
+      'the list',
+    );
+    await page.goto(`${t.server.url}/#/sources/${sourceId}`);
+    await page.getByTestId('revoke-agent').click();
+    const sentence = page.getByRole('dialog').locator('p').first();
+    await sentence.getByText('is cut off at once', { exact: false }).waitFor();
+    assert.ok((await sentence.textContent())!.includes(`The agent of \u2068${hostile}\u2069 is cut off at once`), 'the name is isolated in the sentence');
+    /*
+     * Where the words after the name are drawn: each character's box from a Range, left to right on a line in
+     * reading order. Measured in the dialog's sentence itself, and in a control copy of it without the isolation
+     * marks, which must come out reversed: the measurement is shown to see what an override does.
+     */
+    const order = (withoutIsolation: boolean): Promise<{ ordered: number; reversed: number }> =>
+      page.evaluate(`(() => {
+        const after = ' is cut off at once and cannot connect';
+        const el = document.querySelector('dialog[open] p');
+        let target = el;
+        if (${withoutIsolation}) {
+          target = document.createElement('p');
+          target.textContent = el.textContent.replace('\u2068', '').replace('\u2069', '');
+          el.after(target);
+        }
+        try {
+          const node = [...target.childNodes].find((n) => n.nodeType === Node.TEXT_NODE && n.data.includes(after));
+          const from = node.data.indexOf(after);
+          let ordered = 0;
+          let reversed = 0;
+          let prev = null;
+          for (let i = from; i < from + after.length; i++) {
+            if (node.data[i] === ' ') continue;
+            const r = document.createRange();
+            r.setStart(node, i);
+            r.setEnd(node, i + 1);
+            const box = r.getBoundingClientRect();
+            if (prev && Math.abs(prev.top - box.top) < 2) {
+              if (box.left > prev.left) ordered++;
+              else reversed++;
+            }
+            prev = box;
+          }
+          return { ordered, reversed };
+        } finally {
+          if (target !== el) target.remove();
+        }
+      })()`);
+    const inDialog = await order(false);
+    assert.ok(inDialog.ordered >= 15 && inDialog.reversed === 0, `the words after the isolated name read left to right: ${JSON.stringify(inDialog)}`);
+    const control = await order(true);
+    assert.ok(control.reversed >= 15 && control.ordered === 0, `without isolation the override reverses them (so the check can see it): ${JSON.stringify(control)}`);
+    await page.keyboard.press('Escape');
+
     // A state change from the page itself: the app sends the session's CSRF header.
     await page.getByTestId('revoke-agent').click();
     await page.getByRole('dialog').getByRole('button', { name: 'Revoke agent…' }).click();

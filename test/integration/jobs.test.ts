@@ -107,6 +107,57 @@ describe('migration jobs with real agents', { timeout: 15 * 60_000 }, () => {
     }
   });
 
+  test('a job created paused (startPaused) with its agent online never dispatches a cycle until it is resumed', async () => {
+    const t = await startTestAppliance();
+    const image = path.join(work, 'paused.img');
+    const state = path.join(work, 'paused-state');
+    await makeImage(image, 8);
+    await t.enroll(state, 'paused');
+    const ui = await watchUi(t);
+    const agent = startAgentDaemon(state, [image]);
+    try {
+      const a = t.server.appliance;
+      const sourceId = a.sources.list().find((s) => s.name === 'paused')!.id;
+      // Online first: a job created Ready now would have its full cycle sent to the agent at once.
+      const deadline = Date.now() + 60_000;
+      while (!a.agents.online(sourceId)) {
+        assert.ok(Date.now() < deadline, `the agent did not connect:\n${agent.output()}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const created = await t.admin.json<JobActionResult>(`${API_PREFIX}/jobs`, {
+        method: 'POST',
+        body: { sourceId, intervalSeconds: 3600, maxPoints: 2, startPaused: true },
+      });
+      assert.equal(created.job.state, 'Paused', 'the reply already shows the job paused');
+      assert.match(created.message, /no cycle runs until you resume/);
+      // The scheduler runs many times, across more than one interval, with the agent connected all along.
+      for (let i = 0; i < 6; i++) await t.advance(HOUR / 2);
+      // The agent answers cycle.run by starting a cycle over REST: none may exist.
+      const cycles = (): number => (a.db.prepare('SELECT COUNT(*) AS n FROM cycles WHERE source_id = ?').get(sourceId) as { n: number }).n;
+      assert.equal(cycles(), 0, 'no cycle was started for the paused job');
+      assert.equal((await t.job(created.job.id)).state, 'Paused');
+      const transitions = await t.admin.json<{ from: string | null; to: string }[]>(`${API_PREFIX}/jobs/${created.job.id}/transitions`);
+      assert.deepEqual(
+        transitions.map((x) => [x.from, x.to]),
+        [[null, 'Paused']],
+        'created Paused: never Ready, never Syncing',
+      );
+      const seen = ui.events.filter((e) => (e.data as { jobId?: number; id?: number }).jobId === created.job.id || (e.data as { id?: number }).id === created.job.id);
+      assert.ok(!seen.some((e) => e.name === 'job.progress'), 'browsers saw no progress');
+      assert.ok(seen.filter((e) => e.name === 'job.updated').every((e) => (e.data as JobView).state === 'Paused'), 'browsers saw only Paused');
+
+      // Resumed, the same job runs its full cycle: the agent was able to all along.
+      await t.admin.json(`${API_PREFIX}/jobs/${created.job.id}/resume`, { method: 'POST', body: {} });
+      const done = await t.waitFor('the full cycle after resume', created.job.id, (v) => v.state === 'Waiting' && v.pointCount === 1);
+      assert.equal(done.pointCount, 1);
+      assert.equal(cycles(), 1);
+    } finally {
+      ui.close();
+      await agent.kill();
+      await t.close();
+    }
+  });
+
   test('a job with interval 1 h and max 2 points runs cycles on time, keeps the 2 newest, collects what only the dropped point used, keeps a pinned point', async () => {
     const t = await startTestAppliance();
     const image = path.join(work, 'web1.img');

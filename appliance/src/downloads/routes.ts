@@ -15,6 +15,7 @@ import { json, parse, principal } from '../http/reply.js';
 import type { AgentDownloads } from './service.js';
 import { certificatePins, type CertificatePins } from './service.js';
 import { applianceUrlOf, INSTALLED_EXECUTABLE, installCommand, installScript } from './install-script.js';
+import type { RestoreIso } from './restore-iso.js';
 
 /** The pins of the certificate this very connection was served with, so the command matches what the source will see. */
 function pinsOf(req: Request): CertificatePins {
@@ -68,5 +69,34 @@ export function agentInstallRoutes(downloads: AgentDownloads, auth: AuthService)
       return { command: installCommand({ applianceUrl, pin: pins.pin, token }), token, expiresAt, applianceUrl, ...pins, agent: info };
     }),
   );
+  return r;
+}
+
+/** Under /api/v1 (ROUTES in http/openapi.ts; the web UI links to it). */
+export const RESTORE_ISO_DOWNLOAD_PATH = '/downloads/ferry-restore.iso';
+
+/**
+ * GET (and HEAD) /api/v1/downloads/ferry-restore.iso: the restore ISO, for an engineer's browser or curl. Inside
+ * /api/v1, so it takes what every API route takes (a person's session cookie or an API token; any role): unlike the
+ * agent, whoever boots a target VM is a person who is logged in. Ranges (206) let a cut download resume; ETag and
+ * Last-Modified make a resume of a since-rebuilt ISO start over (If-Range) instead of mixing two builds.
+ */
+export function restoreIsoRoutes(iso: RestoreIso): Router {
+  const r = Router();
+  r.get(RESTORE_ISO_DOWNLOAD_PATH, async (req, res) => {
+    const file = await iso.file();
+    if (req.headers.range !== undefined && req.range(file.size) === -1) {
+      res.setHeader('Content-Range', `bytes */${file.size}`);
+      throw new FerryError('RANGE_NOT_SATISFIABLE', `the range ${req.headers.range} is outside the restore ISO, which has ${file.size} bytes (was it rebuilt since the download began?)`);
+    }
+    res.setHeader('Content-Disposition', 'attachment; filename="ferry-restore.iso"');
+    await new Promise<void>((resolve, reject) => {
+      res.sendFile(file.path, { headers: { 'Content-Type': 'application/x-iso9660-image' }, cacheControl: false }, (err?: Error & { code?: string }) => {
+        // A browser that stops or pauses a download closes the connection: nothing to report.
+        if (!err || err.code === 'ECONNABORTED' || err.code === 'ECONNRESET') resolve();
+        else reject(err);
+      });
+    });
+  });
   return r;
 }

@@ -14,7 +14,7 @@ import { jobRoutes } from '../jobs/routes.js';
 import { restoreRoutes, restoreSessionRoutes } from '../restores/routes.js';
 import { storageRoutes } from '../storage/routes.js';
 import { transportRoutes } from '../transport/routes.js';
-import { agentInstallRoutes, downloadRoutes } from '../downloads/routes.js';
+import { agentInstallRoutes, downloadRoutes, restoreIsoRoutes } from '../downloads/routes.js';
 import { openApiDocument } from './openapi.js';
 import { routeRules } from './policy.js';
 import { agentCredentialRoutes } from '../agents/routes.js';
@@ -63,6 +63,7 @@ export function createApp(a: Appliance, log: Logger, opts: AppOptions): Express 
   api.use(agentCredentialRoutes(a.auth, a.agents, log));
   api.use(auditRoutes(a.audit));
   api.use(agentInstallRoutes(a.downloads, a.auth));
+  api.use(restoreIsoRoutes(a.restoreIso));
   api.use(() => {
     throw new FerryError('NOT_FOUND', 'no such API route');
   });

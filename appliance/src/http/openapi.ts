@@ -10,6 +10,7 @@ import {
   CycleLogReportSchema,
   HooksSchema,
   AddPassiveSourceRequestSchema,
+  PassiveCredentialsRequestSchema,
   ConfirmHostKeyRequestSchema,
   PASSIVE_STATES,
   type AddPassiveSourceResponse,
@@ -159,6 +160,7 @@ const REQUESTS = {
   EnrollRequest: EnrollRequestSchema,
   CreateAgentInstallRequest: CreateAgentInstallRequestSchema,
   AddPassiveSourceRequest: AddPassiveSourceRequestSchema,
+  PassiveCredentialsRequest: PassiveCredentialsRequestSchema,
   ConfirmHostKeyRequest: ConfirmHostKeyRequestSchema,
   // sources/routes.ts builds this one inline; keep it the same here.
   PutDisksRequest: z.strictObject({ disks: z.array(DiskInfoSchema).max(64) }),
@@ -266,14 +268,15 @@ const UI_RESPONSES = {
   }),
   DashboardSummary: object<DashboardSummary>('The dashboard: storage, data reduction, counts and alerts.', {
     storage: object<DashboardSummary['storage']>('The filesystem of the data directory, and what the live points hold.', {
-      totalBytes: count(),
-      usedBytes: count(),
-      freeBytes: count('Available to the appliance.'),
+      totalBytes: count('usedBytes + freeBytes: df’s Size without the blocks reserved for root.'),
+      usedBytes: count('As df’s Used: blocks − free blocks.'),
+      freeBytes: count('As df’s Avail: available to an unprivileged user.'),
       storedBytes: count('Chunk file bytes written by the cycles of live points.'),
       logicalBytes: count('Bytes the live points describe (data blocks × block size).'),
       changedBytes: count('Changed bytes, before compression, that the cycles of live points carried.'),
-      dedupeRatio: ratioOrNull('logicalBytes / changedBytes; null without data.'),
-      compressionRatio: ratioOrNull('changedBytes / storedBytes; null without data.'),
+      newChunkBytes: count('Bytes, before compression, of the chunks the cycles of live points wrote (chunks × block size): the unique data.'),
+      dedupeRatio: ratioOrNull('logicalBytes / newChunkBytes (one stored copy per distinct block); null without data.'),
+      compressionRatio: ratioOrNull('newChunkBytes / storedBytes (LZ4 compression of the chunks written); null without data.'),
     }),
     sources: object<DashboardSummary['sources']>('Sources.', { total: count(), online: count() }),
     jobs: object<DashboardSummary['jobs']>('Live jobs (not Completed or Cancelled).', { total: count(), running: count(), inError: count(), suspended: count() }),
@@ -509,6 +512,7 @@ const RESPONSES = {
     disks: nullable(array(str(), 'Disks on the source to back up; null: every disk found at each cycle.')),
     state: oneOfValues(PASSIVE_STATES),
     message: nullable(str('What is happening or what to fix.')),
+    code: nullable(str('The error code of the failure the message describes (docs/errors.md); null while all is well.')),
     hostKey: nullable(ref('HostKey')),
     presentedHostKey: nullable(ref('HostKey')),
     agentVersion: nullable(str()),
@@ -767,6 +771,19 @@ export const ROUTES: readonly Route[] = [
     body: { json: 'ConfirmHostKeyRequest' },
     reply: { data: ref('PassiveSourceView') },
     errors: ['SOURCE_NOT_FOUND', 'SOURCE_NOT_PASSIVE', 'SSH_HOST_KEY_MISMATCH'],
+  },
+  {
+    method: 'put',
+    path: '/sources/{id}/passive/credentials',
+    operationId: 'changePassiveCredentials',
+    tag: 'sources',
+    summary: 'New SSH credentials for a passive source; it connects again with them',
+    description:
+      'A refused login (SSH_AUTH_FAILED) is not retried, so a wrong password cannot lock the account on the source; this route gives the right one (or a key) and starts again. The secret is sealed like the first one and never sent back.',
+    credential: 'admin',
+    body: { json: 'PassiveCredentialsRequest' },
+    reply: { data: ref('PassiveSourceView') },
+    errors: ['SOURCE_NOT_FOUND', 'SOURCE_NOT_PASSIVE'],
   },
   // cycles
   {
@@ -1057,6 +1074,20 @@ export const ROUTES: readonly Route[] = [
     body: { json: 'CreateAgentInstallRequest', optional: true },
     reply: { data: ref('AgentInstall') },
     errors: ['AGENT_BINARY_MISSING'],
+  },
+  {
+    method: 'get',
+    path: '/downloads/ferry-restore.iso',
+    operationId: 'downloadRestoreIso',
+    tag: 'restores',
+    summary: 'The restore ISO (`make iso`), to boot target VMs from; Range requests resume a cut download',
+    description:
+      'application/x-iso9660-image with Content-Length, Accept-Ranges, ETag and Last-Modified. A single Range (bytes=A-B, A-, -N) answers 206 with that slice; ' +
+      'If-Range with the ETag or date of a since-rebuilt ISO answers the whole new file (200). HEAD gives the size without the body. ' +
+      'ISO_NOT_BUILT (503) when the appliance has no ISO (FERRY_RESTORE_ISO, default iso/out/ferry-restore.iso); RANGE_NOT_SATISFIABLE (416, Content-Range: bytes */SIZE) for a range past its end.',
+    credential: 'admin',
+    reply: { binary: 'The ISO, or the asked-for range of it (206).' },
+    errors: ['ISO_NOT_BUILT', 'RANGE_NOT_SATISFIABLE'],
   },
   {
     method: 'post',
@@ -1351,6 +1382,10 @@ const toUi: { [K in keyof ServerToUiEvents]-?: EventDoc } = {
   'job.log': { summary: 'A new job log entry.', payload: ref('JobLogEntry') },
   'restore.updated': { summary: 'A restore changed (phase, progress, steps, error).', payload: ref('RestoreView') },
   'passive.updated': { summary: 'A passive source changed (SSH connection, deployment, host key).', payload: ref('PassiveSourceView') },
+  'source.updated': {
+    summary: 'A source changed: enrolled or added, online or offline, disks reported, last seen, a new point (at most about once a second per source).',
+    payload: ref('SourceView'),
+  },
 };
 const fromUi: { [K in keyof UiToServerEvents]-?: EventDoc } = {
   'jobs.list': { summary: 'Every job, as GET /jobs; no payload, only the acknowledgement.', ack: ack(array(ref('JobView'))) },

@@ -85,12 +85,12 @@ export class JobRepository {
     return this.db.transaction(fn)();
   }
 
-  create(sourceId: number, intervalSeconds: number, maxPoints: number, throttle: Throttle, exclusions: string[], hooks: Hooks, at: string): number {
+  create(sourceId: number, state: 'Ready' | 'Paused', intervalSeconds: number, maxPoints: number, throttle: Throttle, exclusions: string[], hooks: Hooks, at: string): number {
     const r = this.db
       .prepare(
-        "INSERT INTO jobs (source_id, state, interval_seconds, max_points, throttle, exclusions, pre_hook, post_hook, created_at) VALUES (?, 'Ready', ?, ?, ?, ?, ?, ?, ?)",
+        'INSERT INTO jobs (source_id, state, interval_seconds, max_points, throttle, exclusions, pre_hook, post_hook, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
       )
-      .run(sourceId, intervalSeconds, maxPoints, JSON.stringify(throttle), JSON.stringify(exclusions), hooks.pre, hooks.post, at);
+      .run(sourceId, state, intervalSeconds, maxPoints, JSON.stringify(throttle), JSON.stringify(exclusions), hooks.pre, hooks.post, at);
     return Number(r.lastInsertRowid);
   }
 
@@ -129,8 +129,8 @@ export class JobRepository {
     });
   }
 
-  recordCreation(id: number, at: string, cause: string): void {
-    this.db.prepare("INSERT INTO job_transitions (job_id, at, from_state, to_state, cause) VALUES (?, ?, NULL, 'Ready', ?)").run(id, at, cause);
+  recordCreation(id: number, state: 'Ready' | 'Paused', at: string, cause: string): void {
+    this.db.prepare('INSERT INTO job_transitions (job_id, at, from_state, to_state, cause) VALUES (?, ?, NULL, ?, ?)').run(id, at, state, cause);
   }
 
   /** Changes columns without a state change. */

@@ -236,6 +236,27 @@ describe('scheduling', () => {
     await assert.rejects(agentCycle(h, sourceId, DISK), (e: FerryError) => e.code === 'JOB_COMPLETED');
   });
 
+  test('a job created with startPaused is Paused from the start and sends no cycle until resumed', async () => {
+    const sourceId = newSource(h, 'later');
+    h.agents.connect(sourceId);
+    const { job, message } = h.a.jobs.create({ sourceId, intervalSeconds: 3600, maxPoints: 2, startPaused: true });
+    assert.equal(job.state, 'Paused');
+    assert.match(message, /no cycle runs until you resume/);
+    for (let i = 0; i < 3; i++) {
+      h.clock.advance(2 * HOUR);
+      await h.a.jobs.tick();
+    }
+    // The create's own scheduler run (setImmediate) has happened too by now.
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(h.agents.runs(sourceId), [], 'no cycle.run was sent');
+    assert.deepEqual(h.a.jobs.transitions(job.id).map((x) => [x.from, x.to]), [[null, 'Paused']]);
+    h.a.jobs.resume(job.id);
+    assert.equal(state(job.id), 'Ready', 'resumed before its first point: the full cycle is next');
+    await h.a.jobs.tick();
+    assert.equal(h.agents.runs(sourceId).length, 1);
+    assert.equal(state(job.id), 'Syncing');
+  });
+
   test('a paused job refuses cycles the agent starts on its own', async () => {
     const { jobId, sourceId } = await jobIn('Waiting');
     await h.a.jobs.pause(jobId);

@@ -184,12 +184,20 @@ export class JobService {
     if (live) throw new FerryError('JOB_EXISTS', `source ${this.sources.name(req.sourceId)} already has job ${live.id} (${live.state})`);
     const throttle: Throttle = { ...DEFAULT_THROTTLE, ...req.throttle };
     const at = this.#now();
+    // Paused from its first row, in one transaction: the scheduler never sees it Ready, so no cycle is sent.
+    const state = req.startPaused ? 'Paused' : 'Ready';
     const id = this.repo.transaction(() => {
-      const id = this.repo.create(req.sourceId, req.intervalSeconds, req.maxPoints, throttle, req.exclusions ?? [], req.hooks ?? { pre: null, post: null }, at);
-      this.repo.recordCreation(id, at, 'job created: the full cycle runs first');
+      const id = this.repo.create(req.sourceId, state, req.intervalSeconds, req.maxPoints, throttle, req.exclusions ?? [], req.hooks ?? { pre: null, post: null }, at);
+      this.repo.recordCreation(id, state, at, req.startPaused ? 'job created paused: the full cycle runs first, once resumed' : 'job created: the full cycle runs first');
       return id;
     });
-    this.#log(id, 'info', `job created: every ${describeInterval(req.intervalSeconds)}, at most ${req.maxPoints} point(s); the full cycle starts when the agent is connected`);
+    const every = `every ${describeInterval(req.intervalSeconds)}, at most ${req.maxPoints} point(s)`;
+    if (req.startPaused) {
+      this.#log(id, 'info', `job created paused: ${every}; no cycle runs until it is resumed`);
+      this.#changed(id);
+      return this.#result(id, 'Created paused: no cycle runs until you resume the job; the full cycle runs first.');
+    }
+    this.#log(id, 'info', `job created: ${every}; the full cycle starts when the agent is connected`);
     this.#changed(id);
     this.#kick();
     return this.#result(id, this.agents.online(req.sourceId) ? 'The full cycle starts now.' : 'The full cycle starts as soon as the agent of this source connects.');

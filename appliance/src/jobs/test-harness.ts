@@ -12,6 +12,7 @@ import {
   encodeStreamHeader,
   initHashing,
   xxh64,
+  type CommitCycleRequest,
   type Reply,
   type RunCycleCommand,
   type StopCycleCommand,
@@ -108,9 +109,16 @@ async function* once(parts: Buffer[]): AsyncIterable<Buffer> {
 
 /**
  * Runs one cycle of a one-disk source the way an agent does (start, upload blocks, commit), sending every
- * chunk. `stopAfter` uploads only that many blocks and leaves the cycle running.
+ * chunk. `stopAfter` uploads only that many blocks and leaves the cycle running; `stats` is what the agent reports
+ * at commit.
  */
-export async function agentCycle(h: Harness, sourceId: number, blocks: Buffer[], stopAfter?: number): Promise<{ cycleId: number; name?: string }> {
+export async function agentCycle(
+  h: Harness,
+  sourceId: number,
+  blocks: Buffer[],
+  stopAfter?: number,
+  stats: CommitCycleRequest['stats'] = { bytesRead: 0, bytesCompared: 0, bytesChanged: 0, bytesSent: 0, seconds: 1 },
+): Promise<{ cycleId: number; name?: string }> {
   const state = await h.a.cycles.start(sourceId, { disks: [{ key: '/dev/vdb', size: blocks.length * BLOCK }] });
   const disk = state.disks[0]!;
   const upTo = stopAfter ?? blocks.length;
@@ -128,6 +136,6 @@ export async function agentCycle(h: Harness, sourceId: number, blocks: Buffer[],
     await h.a.cycles.ingest(state.id, once(frames));
   }
   if (stopAfter !== undefined) return { cycleId: state.id };
-  const point = await h.a.cycles.commit(state.id, { stats: { bytesRead: 0, bytesCompared: 0, bytesChanged: 0, bytesSent: 0, seconds: 1 } });
+  const point = await h.a.cycles.commit(state.id, { stats });
   return { cycleId: state.id, name: point.name };
 }

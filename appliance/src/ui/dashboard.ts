@@ -4,13 +4,15 @@ import type { Catalog } from '../catalog/catalog.js';
 import type { DashboardAlert, DashboardSummary } from './types.js';
 
 /** Below these shares of free space the dashboard warns, then raises an error. */
-const LOW_SPACE_WARNING = 0.15;
-const LOW_SPACE_ERROR = 0.05;
+export const LOW_SPACE_WARNING = 0.15;
+export const LOW_SPACE_ERROR = 0.05;
 
 export interface StoreTotals {
   points: number;
   logicalBytes: number;
   changedBytes: number;
+  /** Chunks the cycles wrote (not those the store held already), before compression: chunk count × block size. */
+  newChunkBytes: number;
   storedBytes: number;
 }
 
@@ -19,20 +21,22 @@ export class DashboardRepository {
   constructor(private readonly db: Catalog) {}
 
   totals(): StoreTotals {
+    // A cycle's disks share its block size; a chunk is one block's data.
     const p = this.db
       .prepare(
-        `SELECT COUNT(*) AS points, COALESCE(SUM(bytes_stored), 0) AS stored,
-                COALESCE(SUM(CAST(json_extract(stats, '$.bytesChanged') AS INTEGER)), 0) AS changed
-           FROM cycles WHERE state = 'committed'`,
+        `SELECT COUNT(*) AS points, COALESCE(SUM(c.bytes_stored), 0) AS stored,
+                COALESCE(SUM(CAST(json_extract(c.stats, '$.bytesChanged') AS INTEGER)), 0) AS changed,
+                COALESCE(SUM(c.chunks_stored * (SELECT MAX(d.block_size) FROM cycle_disks d WHERE d.cycle_id = c.id)), 0) AS newChunks
+           FROM cycles c WHERE c.state = 'committed'`,
       )
-      .get() as { points: number; stored: number; changed: number };
+      .get() as { points: number; stored: number; changed: number; newChunks: number };
     const l = this.db
       .prepare(
         `SELECT COALESCE(SUM(d.data_blocks * d.block_size), 0) AS logical
            FROM cycle_disks d JOIN cycles c ON c.id = d.cycle_id WHERE c.state = 'committed'`,
       )
       .get() as { logical: number };
-    return { points: p.points, logicalBytes: l.logical, changedBytes: p.changed, storedBytes: p.stored };
+    return { points: p.points, logicalBytes: l.logical, changedBytes: p.changed, newChunkBytes: p.newChunks, storedBytes: p.stored };
   }
 
   sourceIds(): number[] {
@@ -56,8 +60,11 @@ export class DashboardService {
 
   async summary(): Promise<DashboardSummary> {
     const fs = await statfs(this.deps.dataDir);
-    const totalBytes = fs.blocks * fs.bsize;
+    // As df shows them: Used = blocks − free blocks, Avail = blocks an unprivileged user may still fill. The blocks
+    // reserved for root (free, not available) are neither, so used + free = total and the bar is df's Use%.
+    const usedBytes = (fs.blocks - fs.bfree) * fs.bsize;
     const freeBytes = fs.bavail * fs.bsize;
+    const totalBytes = usedBytes + freeBytes;
     const t = this.deps.repo.totals();
     const jobs = this.deps.jobs();
     const restores = this.deps.restores();
@@ -88,13 +95,15 @@ export class DashboardService {
     return {
       storage: {
         totalBytes,
-        usedBytes: totalBytes - fs.bfree * fs.bsize,
+        usedBytes,
         freeBytes,
         storedBytes: t.storedBytes,
         logicalBytes: t.logicalBytes,
         changedBytes: t.changedBytes,
-        dedupeRatio: ratio(t.logicalBytes, t.changedBytes),
-        compressionRatio: ratio(t.changedBytes, t.storedBytes),
+        newChunkBytes: t.newChunkBytes,
+        // Both from what the appliance itself wrote: the changed bytes agents report restart with a resumed cycle.
+        dedupeRatio: ratio(t.logicalBytes, t.newChunkBytes),
+        compressionRatio: ratio(t.newChunkBytes, t.storedBytes),
       },
       sources: { total: sourceIds.length, online: sourceIds.filter((id) => this.deps.online(id)).length },
       jobs: {

@@ -48,6 +48,11 @@ export async function api<T>(method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE'
   } catch (err) {
     throw new ApiError('APPLIANCE_UNREACHABLE', `the appliance did not answer (${(err as Error).message})`, null, 0);
   }
+  return replyOf<T>(res);
+}
+
+/** The data of a JSON reply, or its error as an ApiError. */
+async function replyOf<T>(res: Response): Promise<T> {
   let reply: { ok: true; data: T } | { ok: false; code: string; message: string; hint?: string };
   try {
     reply = (await res.json()) as typeof reply;
@@ -59,6 +64,27 @@ export async function api<T>(method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE'
     throw new ApiError(reply.code, reply.message, reply.hint ?? null, res.status);
   }
   return reply.data;
+}
+
+/**
+ * The size in bytes of a file the API serves (HEAD), or the appliance's error for it: a HEAD reply has no body, so
+ * the error is read from a GET of the first byte (never the whole file, should it have appeared in between).
+ */
+export async function downloadSize(path: string): Promise<number> {
+  try {
+    const head = await fetch(API + path, { method: 'HEAD', credentials: 'same-origin' });
+    const size = Number(head.headers.get('content-length'));
+    if (head.ok && Number.isSafeInteger(size)) return size;
+    const res = await fetch(API + path, { credentials: 'same-origin', headers: { range: 'bytes=0-0' } });
+    if (res.ok) {
+      await res.body?.cancel();
+      throw new ApiError('INTERNAL', `the appliance answered HEAD ${path} with HTTP ${head.status} but serves the file`, null, head.status);
+    }
+    return await replyOf<never>(res);
+  } catch (err) {
+    if (err instanceof ApiError) throw err;
+    throw new ApiError('APPLIANCE_UNREACHABLE', `the appliance did not answer (${(err as Error).message})`, null, 0);
+  }
 }
 
 export const get = <T>(path: string): Promise<T> => api<T>('GET', path);

@@ -1,5 +1,5 @@
 import { io, type Socket } from 'socket.io-client';
-import type { JobLogEntry, JobProgress, JobView, RestoreView, ServerToUiEvents, UiToServerEvents } from './types.ts';
+import type { JobLogEntry, JobProgress, JobView, PassiveSourceView, RestoreView, ServerToUiEvents, SourceView, UiToServerEvents } from './types.ts';
 import { csrfToken, get } from './api.ts';
 
 /** Samples of a job's rate kept for its throughput chart. */
@@ -12,12 +12,17 @@ export interface RateSample {
 }
 
 /**
- * Jobs and restores as the appliance pushes them over socket.io (/ui namespace, the session cookie is the
- * credential): pages read from here and never reload to see a change.
+ * Jobs, restores and sources as the appliance pushes them over socket.io (/ui namespace, the session cookie is the
+ * credential): pages read from here and never reload to see a change. After every (re)connection everything is
+ * loaded again over REST, so what changed while the connection was down is not missed; nothing polls.
  */
 class Live {
   jobs = $state<JobView[]>([]);
   restores = $state<RestoreView[]>([]);
+  /** null until first loaded (pages that show sources call loadSources()). */
+  sources = $state<SourceView[] | null>(null);
+  /** Passive sources' SSH side, by source id, for those a page has loaded. */
+  passive = $state<Record<number, PassiveSourceView>>({});
   progress = $state<Record<number, JobProgress>>({});
   rates = $state<Record<number, RateSample[]>>({});
   logs = $state<Record<number, JobLogEntry[]>>({});
@@ -66,12 +71,17 @@ class Live {
       if (list.length > LOG_ENTRIES) list.splice(0, list.length - LOG_ENTRIES);
     });
     socket.on('restore.updated', (r) => this.upsertRestore(r));
+    socket.on('source.updated', (src) => this.upsertSource(src));
+    socket.on('passive.updated', (p) => this.upsertPassive(p));
   }
 
   stop(): void {
     this.#socket?.disconnect();
     this.#socket = null;
     this.connected = false;
+    // Another user may log in next: nothing of this session's view stays.
+    this.sources = null;
+    this.passive = {};
   }
 
   /** Loads the current state (after connecting and after any reconnect, so nothing missed stays stale). */
@@ -79,6 +89,27 @@ class Live {
     const [jobs, restores] = await Promise.all([get<JobView[]>('/jobs'), get<RestoreView[]>('/restores')]);
     this.jobs = jobs;
     this.restores = restores;
+    if (this.sources !== null) await this.loadSources();
+  }
+
+  /** Loads every source over REST; source.updated events keep the list current from then on. */
+  async loadSources(): Promise<void> {
+    this.sources = await get<SourceView[]>('/sources');
+  }
+
+  upsertSource(src: SourceView): void {
+    if (this.sources === null) return; // loaded in full when a page first needs it
+    const i = this.sources.findIndex((x) => x.id === src.id);
+    if (i >= 0) this.sources[i] = src;
+    else this.sources.push(src);
+  }
+
+  upsertPassive(p: PassiveSourceView): void {
+    this.passive[p.sourceId] = p;
+  }
+
+  source(id: number): SourceView | undefined {
+    return this.sources?.find((x) => x.id === id);
   }
 
   upsertJob(job: JobView): void {

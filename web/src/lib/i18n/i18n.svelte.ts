@@ -1,8 +1,10 @@
 import { en, type Key } from './en.ts';
 import { zh } from './zh.ts';
 import { ja } from './ja.ts';
+import { format } from './format.ts';
 
 export type { Key };
+export { format };
 /** The languages of the project's seed documents; each dictionary must have every key of en (i18n.test.ts). */
 export const LANGUAGES = { en: 'English', 'zh-CN': '简体中文', ja: '日本語' } as const;
 export type Lang = keyof typeof LANGUAGES;
@@ -18,10 +20,6 @@ function initial(): Lang {
   if (nav.startsWith('zh')) return 'zh-CN';
   if (nav.startsWith('ja')) return 'ja';
   return 'en';
-}
-
-export function format(text: string, vars?: Record<string, string | number>): string {
-  return vars ? text.replace(/\{(\w+)\}/g, (m, name: string) => (name in vars ? String(vars[name]) : m)) : text;
 }
 
 class I18n {
