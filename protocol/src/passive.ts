@@ -18,6 +18,12 @@ export const HostKeySha256Schema = z
   .string()
   .regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'an SSH host key fingerprint looks like SHA256: followed by 43 base64 characters (ssh-keygen -lf KEY.pub)');
 
+const AddPassiveSourceUsername = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[a-z_][a-z0-9_.-]*\$?$/i, 'a user name has letters, digits, _ . - only');
+
 export const AddPassiveSourceRequestSchema = z
   .strictObject({
     /** Shown in the UI; the host by default. */
@@ -29,7 +35,7 @@ export const AddPassiveSourceRequestSchema = z
       .max(253)
       .regex(/^[A-Za-z0-9.:_[\]-]+$/, 'a host is a DNS name or an IP address'),
     port: z.number().int().min(1).max(65535).default(22),
-    username: z.string().min(1).max(64).regex(/^[a-z_][a-z0-9_.-]*\$?$/i, 'a user name has letters, digits, _ . - only'),
+    username: AddPassiveSourceUsername,
     password: z.string().min(1).max(1024).optional(),
     /** An OpenSSH or PEM private key (unencrypted). */
     privateKey: z.string().min(1).max(64 * 1024).optional(),
@@ -42,6 +48,19 @@ export const AddPassiveSourceRequestSchema = z
   });
 export type AddPassiveSourceRequest = z.input<typeof AddPassiveSourceRequestSchema>;
 
+/** New SSH credentials for a passive source whose login was refused (or whose password changed on the source). */
+export const PassiveCredentialsRequestSchema = z
+  .strictObject({
+    username: AddPassiveSourceUsername.optional(),
+    password: z.string().min(1).max(1024).optional(),
+    privateKey: z.string().min(1).max(64 * 1024).optional(),
+  })
+  .refine((r) => (r.password === undefined) !== (r.privateKey === undefined), {
+    message: 'give either a password or a private key (exactly one)',
+    path: ['password'],
+  });
+export type PassiveCredentialsRequest = z.input<typeof PassiveCredentialsRequestSchema>;
+
 export const ConfirmHostKeyRequestSchema = z.strictObject({ sha256: HostKeySha256Schema });
 export type ConfirmHostKeyRequest = z.infer<typeof ConfirmHostKeyRequestSchema>;
 
@@ -51,7 +70,9 @@ export type ConfirmHostKeyRequest = z.infer<typeof ConfirmHostKeyRequestSchema>;
  * - `connecting`, `deploying` (uploading the agent if missing or outdated), `running` (the agent is up);
  * - `unreachable`: SSH failed; retried on its own;
  * - `host-key-changed`: the source presented another host key; nothing is sent until the engineer confirms the new one;
- * - `failed`: login refused or the agent could not be deployed; retried on its own, message says what to fix.
+ * - `failed`: the agent could not be deployed (retried on its own), or the login was refused (`code`
+ *   SSH_AUTH_FAILED: not retried, so a wrong password cannot lock the account; new credentials start it again).
+ *   The message says what to fix.
  */
 export const PASSIVE_STATES = ['host-key-unconfirmed', 'connecting', 'deploying', 'running', 'unreachable', 'host-key-changed', 'failed'] as const;
 export type PassiveState = (typeof PASSIVE_STATES)[number];
@@ -66,6 +87,8 @@ export interface PassiveSourceView {
   disks: string[] | null;
   state: PassiveState;
   message: string | null;
+  /** The error code of the failure `message` describes (docs/errors.md); null while all is well. */
+  code: string | null;
   /** The key trusted (confirmed by the engineer), if any. */
   hostKey: HostKey | null;
   /** A key the source presented that is not trusted yet (first contact, or a changed key). */

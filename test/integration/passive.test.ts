@@ -1,6 +1,5 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { access, chmod, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -10,6 +9,7 @@ import { sh } from '../lib/cli.js';
 import { ensureAgentBinary } from '../lib/agent-binary.js';
 import { restoreEquals, startTestAppliance, type TestAppliance } from '../lib/jobs.js';
 import { linkedNamespace, type LinkedNamespace } from '../lib/netns.js';
+import { keygenFingerprint, startSshd, type Sshd } from '../lib/sshd.js';
 
 /*
  * Passive mode against a real sshd (Debian's openssh-server) running in a network namespace the test makes.
@@ -26,72 +26,6 @@ async function exists(p: string): Promise<boolean> {
     () => true,
     () => false,
   );
-}
-
-/** The fingerprint `ssh-keygen -l` prints for a public key file. */
-async function keygenFingerprint(pub: string): Promise<string> {
-  const out = await sh('ssh-keygen', ['-l', '-E', 'sha256', '-f', pub]);
-  const m = /(SHA256:[A-Za-z0-9+/]{43})/.exec(out);
-  assert.ok(m, `ssh-keygen printed a fingerprint: ${out}`);
-  return m[1]!;
-}
-
-interface Sshd {
-  process: ChildProcess;
-  stop(): Promise<void>;
-}
-
-async function startSshd(ns: LinkedNamespace, dir: string, hostKey: string): Promise<Sshd> {
-  const config = path.join(dir, 'sshd_config');
-  await writeFile(
-    config,
-    [
-      `ListenAddress ${ns.nsAddress}`,
-      'Port 22',
-      `HostKey ${hostKey}`,
-      `PidFile ${dir}/sshd.pid`,
-      `AuthorizedKeysFile ${dir}/authorized_keys`,
-      'StrictModes no',
-      'PermitRootLogin prohibit-password',
-      'PasswordAuthentication no',
-      'KbdInteractiveAuthentication no',
-      'UsePAM no',
-      'AllowTcpForwarding yes',
-      'Subsystem sftp internal-sftp',
-      '',
-    ].join('\n'),
-  );
-  await sh('mkdir', ['-p', '/run/sshd']);
-  const [cmd, ...args] = ns.exec(['/usr/sbin/sshd', '-D', '-e', '-f', config]);
-  const child = spawn(cmd!, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  // Ready when it accepts TCP connections.
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const ok = await sh('ip', ['netns', 'exec', ns.name, 'bash', '-c', `exec 3<>/dev/tcp/${ns.nsAddress}/22`]).then(
-      () => true,
-      () => false,
-    );
-    if (ok) break;
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`sshd did not start: ${err}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return {
-    process: child,
-    stop: async () => {
-      // Every process of the namespace: sshd, its sessions, and the agent they started.
-      const pids = (await sh('ip', ['netns', 'pids', ns.name]).catch(() => '')).split(/\s+/).filter(Boolean);
-      for (const pid of pids) {
-        try {
-          process.kill(Number(pid), 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }
-      if (child.exitCode === null && child.signalCode === null) await new Promise((r) => child.once('exit', r));
-    },
-  };
 }
 
 describe('passive sources over SSH', { timeout: 15 * 60_000 }, () => {
@@ -220,5 +154,28 @@ describe('passive sources over SSH', { timeout: 15 * 60_000 }, () => {
 
     await t.admin.json(`${API_PREFIX}/sources/${sourceId}/host-key`, { method: 'POST', body: { sha256: changed.presentedHostKey.sha256 } });
     await waitPassive(sourceId, 'agent running again', (s) => s.state === 'running');
+  });
+
+  test('a refused login says what to do and is not retried; new credentials bring the source back', async () => {
+    // The key the source accepts is replaced by one it does not know (as if the password changed on the source).
+    const wrongKey = await readFile(path.join(work, 'host_b'), 'utf8');
+    await t.admin.json(`${API_PREFIX}/sources/${sourceId}/passive/credentials`, { method: 'PUT', body: { privateKey: wrongKey } });
+    const refused = await waitPassive(sourceId, 'login refused', (s) => s.state === 'failed');
+    assert.equal(refused.code, 'SSH_AUTH_FAILED');
+    assert.match(refused.message ?? '', /refused the login \(private key\)\. Check the user name and password or key.*Not tried again until new credentials are given/);
+    assert.equal(JSON.stringify(refused).includes('PRIVATE KEY'), false, 'the key is never sent back');
+    // retryMs is 1 s here: three periods later nothing has been tried again.
+    await new Promise((r) => setTimeout(r, 3500));
+    const still = await passive(sourceId);
+    assert.deepEqual([still.state, still.updatedAt], ['failed', refused.updatedAt], 'no second login attempt with the refused key');
+
+    await assert.rejects(
+      t.admin.json(`${API_PREFIX}/sources/${sourceId}/passive/credentials`, { method: 'PUT', body: { password: 'x', privateKey: clientKey } }),
+      (err: unknown) => err instanceof FerryError && err.code === 'BAD_REQUEST' && /exactly one/.test(err.message),
+    );
+    const back = await t.admin.json<PassiveSourceView>(`${API_PREFIX}/sources/${sourceId}/passive/credentials`, { method: 'PUT', body: { username: 'root', privateKey: clientKey } });
+    assert.equal(back.code, null);
+    const running = await waitPassive(sourceId, 'agent running with the new key', (s) => s.state === 'running');
+    assert.equal(running.code, null);
   });
 });

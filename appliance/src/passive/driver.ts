@@ -1,7 +1,7 @@
 import net from 'node:net';
 import type { ClientChannel } from 'ssh2';
 import type { NodeSSH } from 'node-ssh';
-import { FerryError, formatBytes, type PassiveState } from '@ferry/protocol';
+import { ERRORS, FerryError, formatBytes, type PassiveState } from '@ferry/protocol';
 import type { Logger } from 'pino';
 import { connectSsh, shellQuote, type SshOptions } from './ssh.js';
 import { sshTarget, type PassiveRow } from './repository.js';
@@ -26,7 +26,8 @@ export interface ApplianceEndpoint {
 
 export interface DriverDeps {
   row(): PassiveRow | undefined;
-  setState(state: PassiveState, message: string | null, agentVersion?: string): void;
+  /** `code`: the error code of a failure; states without one clear it. */
+  setState(state: PassiveState, message: string | null, agentVersion?: string, code?: string): void;
   /** The key the source presented is not the trusted one: recorded, and the driver stops until it is confirmed. */
   hostKeyChanged(presented: { algorithm: string; sha256: string }, message: string): void;
   /** This source's agent credential (created on first use). */
@@ -75,8 +76,14 @@ export class PassiveDriver {
         if (this.#stopped) break;
         const code = errorCode(err);
         if (code === 'SSH_HOST_KEY_MISMATCH') return; // recorded by #run; waits for the engineer
+        if (code === 'SSH_AUTH_FAILED') {
+          // Trying a refused password again and again would lock the account or trip fail2ban on the source.
+          this.deps.setState('failed', `${errorText(err)}. ${ERRORS.SSH_AUTH_FAILED.hint} Not tried again until new credentials are given (Change credentials on the source's page).`, undefined, code);
+          this.deps.log.warn({ sourceId: this.sourceId, code, message: errorText(err) }, 'passive source login refused; waiting for new credentials');
+          return;
+        }
         const state: PassiveState = code === 'SSH_UNREACHABLE' ? 'unreachable' : 'failed';
-        this.deps.setState(state, `${errorText(err)} (${code}); trying again in ${Math.round(this.deps.retryMs / 1000)} s`);
+        this.deps.setState(state, `${errorText(err)} (${code}); trying again in ${Math.round(this.deps.retryMs / 1000)} s`, undefined, code);
         if (code === 'INTERNAL') this.deps.log.error({ err, sourceId: this.sourceId }, 'passive source session failed');
         else this.deps.log.warn({ sourceId: this.sourceId, code, message: errorText(err) }, 'passive source session failed');
       }

@@ -22,6 +22,7 @@ export interface PassiveRow {
   agent_version: string | null;
   state: PassiveState;
   message: string | null;
+  code: string | null;
   updated_at: string;
 }
 
@@ -43,6 +44,7 @@ export function passiveView(r: PassiveRow): PassiveSourceView {
     disks: r.disks === null ? null : (JSON.parse(r.disks) as string[]),
     state: r.state,
     message: r.message,
+    code: r.code,
     hostKey: key(r.host_key_algorithm, r.host_key_sha256),
     presentedHostKey: key(r.presented_key_algorithm, r.presented_key_sha256),
     agentVersion: r.agent_version,
@@ -138,11 +140,27 @@ export class PassiveRepository {
     this.db.prepare('UPDATE passive_sources SET agent_id = ?, agent_credential = ?, updated_at = ? WHERE source_id = ?').run(agentId, this.secrets.seal(credential, 'passive_sources', 'agent_credential', sourceId), now(), sourceId);
   }
 
-  setState(sourceId: number, state: PassiveState, message: string | null, agentVersion?: string): void {
+  /** `code`: the error code of a failure (null clears it). */
+  setState(sourceId: number, state: PassiveState, message: string | null, agentVersion?: string, code: string | null = null): void {
     if (agentVersion !== undefined) {
-      this.db.prepare('UPDATE passive_sources SET state = ?, message = ?, agent_version = ?, updated_at = ? WHERE source_id = ?').run(state, message, agentVersion, now(), sourceId);
+      this.db
+        .prepare('UPDATE passive_sources SET state = ?, message = ?, code = ?, agent_version = ?, updated_at = ? WHERE source_id = ?')
+        .run(state, message, code, agentVersion, now(), sourceId);
     } else {
-      this.db.prepare('UPDATE passive_sources SET state = ?, message = ?, updated_at = ? WHERE source_id = ?').run(state, message, now(), sourceId);
+      this.db.prepare('UPDATE passive_sources SET state = ?, message = ?, code = ?, updated_at = ? WHERE source_id = ?').run(state, message, code, now(), sourceId);
     }
+  }
+
+  /** New SSH credentials (sealed like the first ones); the driver connects again with them. */
+  setCredentials(sourceId: number, t: Pick<SshTarget, 'username' | 'password' | 'privateKey'>): void {
+    this.db
+      .prepare("UPDATE passive_sources SET username = ?, auth_kind = ?, auth_secret = ?, state = 'connecting', message = NULL, code = NULL, updated_at = ? WHERE source_id = ?")
+      .run(
+        t.username,
+        t.password !== undefined ? 'password' : 'key',
+        this.secrets.seal(t.password ?? t.privateKey ?? '', 'passive_sources', 'auth_secret', sourceId),
+        now(),
+        sourceId,
+      );
   }
 }

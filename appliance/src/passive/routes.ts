@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import { AddPassiveSourceRequestSchema, ConfirmHostKeyRequestSchema } from '@ferry/protocol';
+import { AddPassiveSourceRequestSchema, ConfirmHostKeyRequestSchema, PassiveCredentialsRequestSchema } from '@ferry/protocol';
 import { assertAdmin } from '../auth/service.js';
 import { intParam, json, parse, principal } from '../http/reply.js';
 import type { PassiveService } from './service.js';
@@ -33,6 +33,13 @@ export function passiveRoutes(passive: PassiveService): Router {
     json((req, res) => {
       assertAdmin(principal(res));
       return passive.confirmHostKey(intParam(req.params.id, 'source id'), parse(ConfirmHostKeyRequestSchema, req.body).sha256);
+    }),
+  );
+  r.put(
+    '/sources/:id/passive/credentials',
+    json((req, res) => {
+      assertAdmin(principal(res));
+      return passive.changeCredentials(intParam(req.params.id, 'source id'), parse(PassiveCredentialsRequestSchema, req.body));
     }),
   );
   return r;

@@ -2,6 +2,7 @@ import {
   FerryError,
   type AddPassiveSourceRequestSchema,
   type AddPassiveSourceResponse,
+  type PassiveCredentialsRequestSchema,
   type HostKey,
   type PassiveSourceView,
   type PassiveState,
@@ -102,6 +103,27 @@ export class PassiveService {
     return view;
   }
 
+  /**
+   * New SSH credentials, after a refused login (which is not retried) or a password change on the source. They
+   * are sealed like the first ones, and a source whose host key is trusted connects again with them at once.
+   */
+  changeCredentials(sourceId: number, req: z.infer<typeof PassiveCredentialsRequestSchema>): PassiveSourceView {
+    const row = this.#row(sourceId);
+    this.repo.setCredentials(sourceId, {
+      username: req.username ?? row.username,
+      ...(req.password !== undefined ? { password: req.password } : {}),
+      ...(req.privateKey !== undefined ? { privateKey: req.privateKey } : {}),
+    });
+    this.log.info({ sourceId, username: req.username ?? row.username }, 'passive source credentials changed');
+    if (row.host_key_sha256 !== null && row.state !== 'host-key-changed') {
+      this.#startDriver(sourceId);
+    } else {
+      // Not trusted yet: the key still waits for the engineer, and the new credentials are used once it is confirmed.
+      this.repo.setState(sourceId, row.state, row.message, undefined, null);
+    }
+    return this.#emit(sourceId);
+  }
+
   /** Starts the drivers of every trusted passive source, now that the HTTPS listener (tunnel target) is up. */
   start(endpoint: ApplianceEndpoint): void {
     this.#endpoint = endpoint;
@@ -123,7 +145,7 @@ export class PassiveService {
       sourceId,
       new PassiveDriver(sourceId, {
         row: () => this.repo.get(sourceId),
-        setState: (state, message, agentVersion) => this.#setState(sourceId, state, message, agentVersion),
+        setState: (state, message, agentVersion, code) => this.#setState(sourceId, state, message, agentVersion, code ?? null),
         hostKeyChanged: (presented, message) => {
           this.repo.presented(sourceId, presented, 'host-key-changed', message);
           this.log.warn({ sourceId, presented }, 'passive source presented another host key; stopped until confirmed');
@@ -147,10 +169,10 @@ export class PassiveService {
     return made;
   }
 
-  #setState(sourceId: number, state: PassiveState, message: string | null, agentVersion?: string): void {
+  #setState(sourceId: number, state: PassiveState, message: string | null, agentVersion: string | undefined, code: string | null): void {
     const before = this.repo.get(sourceId);
-    if (before?.state === state && before.message === message && agentVersion === undefined) return;
-    this.repo.setState(sourceId, state, message, agentVersion);
+    if (before?.state === state && before.message === message && before.code === code && agentVersion === undefined) return;
+    this.repo.setState(sourceId, state, message, agentVersion, code);
     if (state === 'running') this.sources.touch(sourceId);
     this.#emit(sourceId);
   }
