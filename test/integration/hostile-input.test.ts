@@ -251,6 +251,48 @@ describe('hostile input is refused with a 4xx and a code, stores nothing, and th
     }
   });
 
+  test('a session that times out while its /ui socket is open loses it at the next sweep, and cannot connect again', async () => {
+    const login = await call('POST', `${API_PREFIX}/login`, { body: { username: 'admin', password: PASSWORD } });
+    const cookie = login.setCookie!.split(';')[0]!;
+    const csrf = (login.data as { csrfToken: string }).csrfToken;
+    const sessionId = Number(/ferry_session_(\d+)_/.exec(decodeURIComponent(cookie))![1]);
+    const open = () =>
+      io(new URL(UI_NAMESPACE, server.url).toString(), {
+        path: SOCKET_PATH,
+        transports: ['websocket'],
+        agent: agentHttps as unknown as string,
+        reconnection: false,
+        forceNew: true,
+        auth: { csrf },
+        extraHeaders: { cookie, origin: `https://${host}` },
+      });
+    const socket = open();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        socket.once('connect', resolve);
+        socket.once('connect_error', reject);
+      });
+      const gone = new Promise<string>((resolve) => socket.once('disconnect', resolve));
+      // 31 minutes without a request: idle timeout. The server's 30 s timer sweeps; here the sweep is run once.
+      const a = server.appliance;
+      a.db.prepare('UPDATE user_sessions SET last_used_at = ? WHERE id = ?').run(new Date(Date.now() - 31 * 60_000).toISOString(), sessionId);
+      a.sessionSockets.sweep((id) => a.ui.users.alive(id), Date.now() + 60_000);
+      assert.equal(await gone, 'io server disconnect');
+    } finally {
+      socket.close();
+    }
+    const again = open();
+    try {
+      const err = await new Promise<Error & { data?: { code?: string } }>((resolve, reject) => {
+        again.once('connect', () => reject(new Error('a timed-out session connected')));
+        again.once('connect_error', resolve);
+      });
+      assert.equal(err.data?.code, 'AUTH_INVALID', err.message);
+    } finally {
+      again.close();
+    }
+  });
+
   test('every id parameter refuses traversal, NUL, absolute paths, signs, fractions, hex and huge numbers', async () => {
     const bad = ['..', '..%2f..%2fcatalog.sqlite', '%2e%2e%2f%2e%2e%2f', '%2fetc%2fpasswd', '1%00', '%00', '-1', '0', '1.5', '1e3', '0x10', 'ff', '99999999999999999999', '%201', '1;DROP%20TABLE%20sources'];
     await storesNothing(async () => {
