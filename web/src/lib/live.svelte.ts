@@ -30,6 +30,9 @@ class Live {
   /** The last connection problem, for the banner. */
   problem = $state<string | null>(null);
   #socket: Socket<ServerToUiEvents, UiToServerEvents> | null = null;
+  #passiveLoaded = false;
+  /** Restores seen active during this session: the Restores page keeps them listed once they end. */
+  #watched = new Set<number>();
 
   start(): void {
     if (this.#socket) return;
@@ -82,14 +85,18 @@ class Live {
     // Another user may log in next: nothing of this session's view stays.
     this.sources = null;
     this.passive = {};
+    this.#passiveLoaded = false;
+    this.#watched.clear();
   }
 
   /** Loads the current state (after connecting and after any reconnect, so nothing missed stays stale). */
   async refresh(): Promise<void> {
     const [jobs, restores] = await Promise.all([get<JobView[]>('/jobs'), get<RestoreView[]>('/restores')]);
     this.jobs = jobs;
+    for (const r of restores) if (r.state === 'active') this.#watched.add(r.id);
     this.restores = restores;
     if (this.sources !== null) await this.loadSources();
+    if (this.#passiveLoaded) await this.loadPassive();
   }
 
   /** Loads every source over REST; source.updated events keep the list current from then on. */
@@ -102,6 +109,12 @@ class Live {
     const i = this.sources.findIndex((x) => x.id === src.id);
     if (i >= 0) this.sources[i] = src;
     else this.sources.push(src);
+  }
+
+  /** Loads every passive source's SSH side (the sources list marks those that need attention); passive.updated events follow. */
+  async loadPassive(): Promise<void> {
+    for (const p of await get<PassiveSourceView[]>('/passive-sources')) this.passive[p.sourceId] = p;
+    this.#passiveLoaded = true;
   }
 
   upsertPassive(p: PassiveSourceView): void {
@@ -120,9 +133,15 @@ class Live {
   }
 
   upsertRestore(r: RestoreView): void {
+    if (r.state === 'active') this.#watched.add(r.id);
     const i = this.restores.findIndex((x) => x.id === r.id);
     if (i >= 0) this.restores[i] = r;
     else this.restores.unshift(r);
+  }
+
+  /** Whether a restore was active at some time this session was open (it may have ended since). */
+  watched(id: number): boolean {
+    return this.#watched.has(id);
   }
 
   job(id: number): JobView | undefined {

@@ -1,5 +1,8 @@
 import { get, onAuthLost, post, setCsrfToken } from './api.ts';
-import type { SessionInfo } from './types.ts';
+import type { Role, SessionInfo } from './types.ts';
+
+/** Each role may do what the ones below it may (docs/api.md, Roles). */
+const RANK: Record<Role, number> = { viewer: 0, operator: 1, admin: 2 };
 
 /** Who is logged in; null until the appliance has answered. */
 class Session {
@@ -14,6 +17,20 @@ class Session {
   set info(value: SessionInfo | null) {
     this.#info = value;
     setCsrfToken(value?.csrfToken ?? null);
+  }
+
+  /** The logged-in user's role, or null. */
+  get role(): Role | null {
+    return this.#info?.user?.role ?? null;
+  }
+
+  /**
+   * Whether the logged-in user's role reaches `least`: pages hide what the role cannot do (the appliance checks
+   * the role on every request anyway, so this only spares an engineer a button that would be refused).
+   */
+  may(least: Role): boolean {
+    const role = this.role;
+    return role !== null && RANK[role] >= RANK[least];
   }
 
   constructor() {
