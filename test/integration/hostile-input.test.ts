@@ -383,7 +383,7 @@ describe('hostile input is refused with a 4xx and a code, stores nothing, and th
     assert.ok(list.length >= 4, 'the sources table is still there');
   });
 
-  test('another agent’s source, cycle and point are refused; an enrollment token is not accepted twice', async () => {
+  test('another agent’s source, cycle and point are refused; an enrollment token is not accepted twice, forged or expired', async () => {
     // A's open cycle becomes a point (four zero blocks), for B to try to read.
     const asA = new ApplianceClient(server.url, server.fingerprint, agentA.credential);
     let pointA: number;
@@ -420,9 +420,12 @@ describe('hostile input is refused with a 4xx and a code, stores nothing, and th
     });
     const token = server.appliance.auth.createEnrollToken().token;
     assert.equal((await call('POST', `${API_PREFIX}/enroll`, { body: { token, hostname: 'once' } })).status, 200);
+    // A token made with a negative lifetime has expired already (as one 25 hours old has).
+    const expired = server.appliance.auth.createEnrollToken(-1).token;
     await storesNothing(async () => {
       refusedWith(await call('POST', `${API_PREFIX}/enroll`, { body: { token, hostname: 'twice' } }), 'replayed enrollment token', 'ENROLL_TOKEN_USED');
       refusedWith(await call('POST', `${API_PREFIX}/enroll`, { body: { token: `${token.slice(0, -1)}x`, hostname: 'forged' } }), 'forged enrollment token', 'ENROLL_TOKEN_INVALID');
+      refusedWith(await call('POST', `${API_PREFIX}/enroll`, { body: { token: expired, hostname: 'late' } }), 'expired enrollment token', 'ENROLL_TOKEN_EXPIRED');
     });
   });
 
