@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { API_PREFIX, type RestoreView } from '@ferry/protocol';
 import { ROOT, sh, TEST_SCRYPT_N, testPassphraseFile } from '../lib/cli.js';
 import { ensureIso, isoKernelInitrd } from '../lib/iso.js';
 import { startVm, type Vm } from '../lib/qemu.js';
@@ -34,6 +35,23 @@ function inNs(args: string[]): string[] {
 async function ferryNs(program: 'appliance' | 'agent', args: string[]): Promise<string> {
   const bin = path.join(ROOT, program === 'appliance' ? 'appliance/bin/ferry-appliance.js' : 'agent/bin/ferry-agent.js');
   return sh('ip', inNs([process.execPath, bin, ...args]));
+}
+
+/** The byte offset of partition `n` of an image (sfdisk's dump), for mtools' IMAGE@@OFFSET. */
+async function partitionOffset(image: string, n: number): Promise<number> {
+  const table = JSON.parse(await sh('sfdisk', ['-J', image])) as { partitiontable: { sectorsize?: number; partitions: { node: string; start: number }[] } };
+  const p = table.partitiontable.partitions.find((x) => x.node.endsWith(String(n)));
+  if (!p) throw new Error(`${image} has no partition ${n}`);
+  return p.start * (table.partitiontable.sectorsize ?? 512);
+}
+
+/** Every file on the FAT filesystem at `offset` of the image, as paths (mtools; the host kernel has no vfat). */
+async function fatFiles(image: string, offset: number): Promise<string[]> {
+  const out = await sh('env', ['MTOOLS_SKIP_CHECK=1', 'mdir', '-/', '-b', '-i', `${image}@@${offset}`, '::/']);
+  return out
+    .split('\n')
+    .map((l) => l.trim().replace(/^::/, ''))
+    .filter((l) => l !== '' && !l.endsWith('/'));
 }
 
 function startApplianceInNs(dataDir: string): Promise<{ child: ChildProcess; fingerprint: string }> {
@@ -92,6 +110,24 @@ describe('migration proof: a source that cannot boot on virtio is restored by th
 
   /** The appliance in the namespace, started by the first test that needs it. */
   let shared: { dataDir: string; fingerprint: string } | undefined;
+  let adminToken: string | undefined;
+
+  /**
+   * GET of an admin API path on the appliance in the namespace, which this process cannot reach: a small
+   * program in the namespace does the request with the pinned certificate.
+   */
+  async function applianceGet<T>(apiPath: string): Promise<T> {
+    const { dataDir, fingerprint } = await applianceInNs();
+    adminToken ??= (await ferryNs('appliance', ['token', 'create', '--data', dataDir, '--name', 'migration-test'])).trim();
+    const program = [
+      "import { ApplianceClient } from '@ferry/protocol';",
+      'const [url, fingerprint, token, p] = process.argv.slice(1);',
+      'const client = new ApplianceClient(url, fingerprint, token);',
+      'try { process.stdout.write(JSON.stringify(await client.json(p))); } finally { client.close(); }',
+    ].join('\n');
+    const out = await sh('ip', inNs([process.execPath, '--input-type=module', '-e', program, `https://${APPLIANCE_IP}:8443`, fingerprint, adminToken, apiPath]));
+    return JSON.parse(out) as T;
+  }
   async function applianceInNs(): Promise<{ dataDir: string; fingerprint: string }> {
     if (!shared) {
       const dataDir = path.join(work, 'appliance');
@@ -130,6 +166,20 @@ describe('migration proof: a source that cannot boot on virtio is restored by th
     await withSourceRoot(source, variant, async (dir) => {
       await writeFile(path.join(dir, 'etc/ferry-marker'), `${marker}\n`);
     });
+    if (firmware === 'uefi') {
+      // The fixture's ESP has GRUB at the fallback path already, so the restored disk would boot even if the
+      // ISO put nothing there. Take it out of the second point (of this working copy, not the cached
+      // fixture): the restored disk boots only if compatibility processing installs a loader there. No other
+      // loader stays on the ESP, and a new VM's firmware has no boot entries to find one by.
+      const esp = await partitionOffset(source, 1);
+      await sh('env', ['MTOOLS_SKIP_CHECK=1', 'mdel', '-i', `${source}@@${esp}`, '::/EFI/BOOT/BOOTX64.EFI']);
+      const left = await fatFiles(source, esp);
+      assert.deepEqual(
+        left.filter((f) => /\.efi$/i.test(f)),
+        [],
+        `no EFI program is left on the source's ESP: ${left.join(', ')}`,
+      );
+    }
     const second = JSON.parse(await ferryNs('agent', ['backup', '--state', state, '--disk', source, '--json'])) as { point: { id: number; name: string } };
     assert.equal(second.point.name, 'CYCLE_2');
     const code = (await ferryNs('appliance', ['restore-code', '--data', dataDir, '--point', String(second.point.id), '--target-disks', '1'])).trim();
@@ -159,14 +209,39 @@ describe('migration proof: a source that cannot boot on virtio is restored by th
     const steps = out.split('\n').filter((l) => /\[( ok |skip|FAIL)\]|!!|what to do/.test(l)).join('\n');
     assert.doesNotMatch(out, /FERRY-RESTORE-FAILED/, `${steps}\n(serial log: ${log})`);
     assert.doesNotMatch(out, /\[FAIL\]/, `every compatibility step succeeded or was skipped:\n${steps}`);
-    for (const step of ['root', 'fstab', 'initramfs', 'bootloader']) assert.match(out, new RegExp(`\\[ ok \\] ${step}:`), `step ${step} reported ok:\n${steps}`);
-    if (firmware === 'uefi') assert.match(out, /\[ ok \] bootloader: .*x86_64-efi/, 'GRUB was reinstalled for UEFI');
+    for (const step of ['root', 'fstab', 'initramfs', 'guest-agent', 'bootloader']) assert.match(out, new RegExp(`\\[ ok \\] ${step}:`), `step ${step} reported ok:\n${steps}`);
+    assert.match(out, /\[ ok \] guest-agent: installed .*qemu-guest-agent from \/ferry\/packages\/debian-12/, `the guest agent came from the ISO:\n${steps}`);
+    if (firmware === 'uefi') {
+      assert.match(out, /\[ ok \] bootloader: grub-install --target=x86_64-efi .*--removable/, `GRUB was reinstalled for UEFI at the fallback path:\n${steps}`);
+    }
     if (variant === 'lvm') {
       assert.match(out, new RegExp(`\\[ ok \\] root: \\S*${LVM_VG}\\S*root \\(ext4\\).*/boot from /dev/vda1`), `the root was found on the logical volume, /boot on its partition:\n${steps}`);
       assert.match(out, new RegExp(`\\[ ok \\] bootloader: .*root=${LVM_ROOT_MAPPER}`), `GRUB boots the root by its LVM name:\n${steps}`);
       assert.match(out, new RegExp(`\\[ ok \\] unmount: .*deactivated ${LVM_VG}`), `the volume group was deactivated before the reboot:\n${steps}`);
     }
     await restoreVm.kill();
+
+    // The appliance has the restore as the console showed it: done, with every compatibility step and its result.
+    const restoreId = /restore (\d+): CYCLE_2 of /.exec(out)?.[1];
+    assert.ok(restoreId, 'the console names the restore');
+    const view = await applianceGet<RestoreView>(`${API_PREFIX}/restores/${restoreId}`);
+    assert.equal(view.phase, 'done', JSON.stringify(view, null, 1));
+    assert.equal(view.state, 'finished');
+    assert.equal(view.pointName, 'CYCLE_2');
+    const shown = [...out.matchAll(/\[( ok |skip|FAIL)\] ([\w-]+): /g)].map((m) => [m[2]!, m[1] === ' ok ' ? 'ok' : m[1] === 'skip' ? 'skipped' : 'failed']);
+    assert.deepEqual(
+      view.steps.map((st) => [st.name, st.status]),
+      shown,
+      'the appliance recorded the steps the console showed, in order',
+    );
+    assert.ok(
+      view.steps.some((st) => st.name === 'guest-agent' && st.status === 'ok'),
+      'guest-agent ok on the appliance',
+    );
+    if (firmware === 'uefi') {
+      const files = await fatFiles(target, await partitionOffset(target, 1));
+      assert.ok(files.includes('/EFI/BOOT/BOOTX64.EFI'), `compatibility processing put a loader at the fallback path: ${files.join(', ')}`);
+    }
 
     const restored = await startVm({ firmware, disks: [{ file: target, interface: 'virtio' }], serialLog: path.join(LOGS, `${variant}-restored-virtio.log`) });
     vms.push(restored);

@@ -14,9 +14,12 @@ export interface VmDisk {
   snapshot?: boolean;
 }
 
-/** A NIC on a tap device made by the caller (in `netns` when that is set). */
+/**
+ * A NIC on a tap device made by the caller (in `netns` when that is set), or, without `tap`, alone on a QEMU
+ * hub: its link is up, and nothing it sends leaves QEMU.
+ */
 export interface VmNic {
-  tap: string;
+  tap?: string;
   mac?: string;
   model?: 'virtio-net-pci' | 'e1000';
 }
@@ -36,6 +39,8 @@ export interface VmOptions {
   netns?: string;
   /** QEMU's -boot order, e.g. 'c' (first disk) or 'd' (cdrom). */
   bootOrder?: string;
+  /** The test types on the serial console (Vm.type); otherwise QEMU's standard input is closed at once. */
+  serialInput?: boolean;
   /** Also writes the serial output to this file, for reading after a failed test. */
   serialLog?: string;
   extraArgs?: string[];
@@ -45,8 +50,15 @@ export interface Vm {
   readonly process: ChildProcess;
   /** Everything the VM wrote to its serial console so far. */
   output(): string;
-  /** Resolves with the first match in the serial output; rejects after timeoutMs or when QEMU exits first. */
-  waitFor(pattern: RegExp, timeoutMs: number): Promise<RegExpExecArray>;
+  /**
+   * Resolves with the first match in the serial output at or after offset `from` (its `index` counts from the
+   * start of the output); rejects after timeoutMs or when QEMU exits first.
+   */
+  waitFor(pattern: RegExp, timeoutMs: number, from?: number): Promise<RegExpExecArray>;
+  /** Types on the serial console, as an engineer at a terminal would (end a line with \r). Needs `serialInput`. */
+  type(text: string): void;
+  /** Resolves with QEMU's exit code once it exits by itself (the guest powered off); rejects after timeoutMs. */
+  exited(timeoutMs: number): Promise<number | null>;
   /** Stops QEMU (SIGKILL: the guest's state is of no interest) and removes its temporary files. */
   kill(): Promise<void>;
 }
@@ -76,7 +88,8 @@ export function qemuArgs(opts: VmOptions, ovmfVars?: string): string[] {
   const nics = opts.nics ?? [];
   if (nics.length === 0) args.push('-nic', 'none');
   nics.forEach((n, i) => {
-    args.push('-netdev', `tap,id=net${i},ifname=${n.tap},script=no,downscript=no`);
+    // A hub of its own per isolated NIC: not even two NICs of the same VM see each other.
+    args.push('-netdev', n.tap !== undefined ? `tap,id=net${i},ifname=${n.tap},script=no,downscript=no` : `hubport,id=net${i},hubid=${i}`);
     args.push('-device', `${n.model ?? 'virtio-net-pci'},netdev=net${i}${n.mac !== undefined ? `,mac=${n.mac}` : ''}`);
   });
   args.push(...(opts.extraArgs ?? []));
@@ -93,7 +106,10 @@ export async function startVm(opts: VmOptions): Promise<Vm> {
   }
   const qemu = ['qemu-system-x86_64', ...qemuArgs(opts, ovmfVars)];
   const [cmd, ...args] = opts.netns !== undefined ? ['ip', 'netns', 'exec', opts.netns, ...qemu] : qemu;
-  const child = spawn(cmd!, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(cmd!, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  // QEMU gone before the test typed: the write fails with EPIPE, which waitFor/exited report better.
+  child.stdin.on('error', () => undefined);
+  if (!opts.serialInput) child.stdin.end();
 
   let out = '';
   let stderr = '';
@@ -129,18 +145,21 @@ export async function startVm(opts: VmOptions): Promise<Vm> {
   return {
     process: child,
     output: () => out,
-    waitFor(pattern, timeoutMs) {
+    waitFor(pattern, timeoutMs, from = 0) {
       return new Promise((resolve, reject) => {
         // The pattern's lastIndex must not carry over between checks.
         const re = new RegExp(pattern.source, pattern.flags.replace('g', '').replace('y', ''));
         const check = () => {
-          const m = re.exec(out);
-          if (m) return done(() => resolve(m));
+          const m = re.exec(out.slice(from));
+          if (m) {
+            m.index += from;
+            return done(() => resolve(m));
+          }
           if (exitCode !== undefined) {
-            done(() => reject(new Error(`QEMU exited (${spawnError?.message ?? `code ${exitCode}`}) before ${pattern} appeared\n${tail()}`)));
+            done(() => reject(new Error(`QEMU exited (${spawnError?.message ?? `code ${exitCode}`}) before ${pattern} appeared${from ? ` after offset ${from}` : ''}\n${tail()}`)));
           }
         };
-        const timer = setTimeout(() => done(() => reject(new Error(`${pattern} did not appear in ${timeoutMs / 1000} s\n${tail()}`))), timeoutMs);
+        const timer = setTimeout(() => done(() => reject(new Error(`${pattern} did not appear${from ? ` after offset ${from}` : ''} in ${timeoutMs / 1000} s\n${tail()}`))), timeoutMs);
         const done = (settle: () => void) => {
           clearTimeout(timer);
           listeners.delete(check);
@@ -150,7 +169,25 @@ export async function startVm(opts: VmOptions): Promise<Vm> {
         check();
       });
     },
+    type(text) {
+      if (!opts.serialInput) throw new Error('startVm({ serialInput: true }) lets a test type on the serial console');
+      child.stdin.write(text);
+    },
+    async exited(timeoutMs) {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`QEMU did not exit by itself in ${timeoutMs / 1000} s\n${tail()}`)), timeoutMs);
+      });
+      try {
+        await Promise.race([exited, late]);
+      } finally {
+        clearTimeout(timer);
+      }
+      if (spawnError) throw spawnError;
+      return exitCode ?? null;
+    },
     async kill() {
+      child.stdin.end();
       if (exitCode === undefined) child.kill('SIGKILL');
       await exited;
       await new Promise<void>((resolve) => (log ? log.end(resolve) : resolve()));

@@ -3,7 +3,7 @@ import { FerryError, formatBytes, type ApplianceClient, type Point, type Restore
 import { openRestoreSession, RestoreReporter, restoreSession } from '../session/session.js';
 import { BootConsole } from './console.js';
 import { applianceUrl, missingForAuto, parseAddress, parseCmdline, isIpv4, type BootSettings } from './cmdline.js';
-import { configureNetwork, listNics, type NetworkChoice } from './network.js';
+import { configureNetwork, listNics, preferredNic, type NetworkChoice } from './network.js';
 import { describeDisk, listTargetDisks, type TargetDisk } from './disks.js';
 import { presentedFingerprint } from './fingerprint.js';
 import { sh } from './system.js';
@@ -42,7 +42,8 @@ async function askValid<T>(c: BootConsole, question: string, fallback: string | 
     try {
       return check(await c.ask(question, fallback));
     } catch (err) {
-      c.problem(err);
+      // The message says what to type; an error code is of no use for a mistyped answer.
+      c.say(`!! ${(err as Error).message}`);
     }
   }
 }
@@ -55,7 +56,7 @@ async function chooseNetwork(c: BootConsole, s: BootSettings): Promise<void> {
       throw new FerryError('NETWORK_UNAVAILABLE', 'this machine shows no network interface; boot the ISO again after adding one');
     }
     nics.forEach((n, i) => c.say(`  [${i + 1}] ${n.name.padEnd(10)} driver ${n.driver.padEnd(12)} link ${n.link.padEnd(7)} ${n.mac}`));
-    const preferred = nics.find((n) => n.name === s.nic) ?? nics.find((n) => n.link === 'up') ?? nics[0]!;
+    const preferred = preferredNic(nics, s.nic)!;
     const nic = s.auto
       ? preferred
       : await askValid(c, 'Network interface (number)', String(nics.indexOf(preferred) + 1), (a) => {
@@ -91,8 +92,9 @@ async function chooseNetwork(c: BootConsole, s: BootSettings): Promise<void> {
       return;
     } catch (err) {
       const fe = err instanceof FerryError ? err : new FerryError('NETWORK_UNAVAILABLE', `cannot bring ${nic.name} up: ${(err as Error).message}`, { cause: err });
-      c.problem(fe);
+      // Unattended, runBoot says it once; at the console the engineer gets the question again.
       if (s.auto) throw fe;
+      c.problem(fe);
       s.network = null;
     }
   }
@@ -116,10 +118,11 @@ async function chooseAppliance(c: BootConsole, s: BootSettings): Promise<{ url: 
       c.say(`    ${presented}`);
       c.say('  Compare it with the fingerprint in the appliance UI (Appliance page) or `ferry-appliance fingerprint`.');
       if (await c.yes('  Is it the same?', false)) return { url, fingerprint: presented };
-      c.say('  Not trusted: nothing was sent. Check the address (someone may be intercepting the connection).');
+      c.say('  Not trusted: nothing was sent to it. Check the address and compare again; if the address is right and the');
+      c.say('  fingerprints differ, someone may be intercepting the connection: do not go on until that is explained.');
     } catch (err) {
-      c.problem(err);
       if (s.auto) throw err;
+      c.problem(err);
     }
     s.appliance = null;
     s.fingerprint = null;
@@ -136,8 +139,8 @@ async function openSession(c: BootConsole, s: BootSettings, appliance: { url: st
       c.say(`  restore ${opened.session.restoreId}: ${p.name} of ${p.sourceName}, taken ${p.createdAt}`);
       return opened;
     } catch (err) {
-      c.problem(err);
       if (s.auto) throw err;
+      c.problem(err);
       s.code = null;
     }
   }
@@ -151,6 +154,12 @@ function mapping(c: BootConsole, point: Point, targets: TargetDisk[]): void {
     const src = point.disks[i];
     const tgt = targets[i];
     c.say(`  ${(src ? `${src.key} ${formatBytes(src.size)}` : '(none)').padEnd(44)} ->  ${tgt ? describeDisk(tgt) : '(none)'}`);
+  }
+  if (targets.length === 0) {
+    throw new FerryError(
+      'TARGET_COUNT_MISMATCH',
+      `this machine has no disk to restore onto (CD drives and the restore medium do not count); ${point.name} needs ${point.disks.length} disk(s) of at least ${point.disks.map((d) => formatBytes(d.size)).join(', ')}: add them to the VM; nothing was written`,
+    );
   }
   if (point.disks.length !== targets.length) {
     throw new FerryError(
@@ -182,8 +191,8 @@ async function chooseTargets(c: BootConsole, s: BootSettings, session: RestoreSe
       if (answer === 'WRITE') return targets;
       c.say('  Nothing was written.');
     } catch (err) {
-      c.problem(err);
       if (s.auto) throw err;
+      c.problem(err);
     }
     if (!(await c.yes('  Look at the disks again (after changing the VM)?', true))) throw new FerryError('TARGET_COUNT_MISMATCH', 'stopped by the engineer; nothing was written');
   }
@@ -218,12 +227,16 @@ export async function runBoot(opts: BootOptions): Promise<number> {
     c.say('Unattended restore (ferry.auto=1): settings from the kernel command line.');
   }
   let client: ApplianceClient | null = null;
+  let refusal: RestoreReporter | null = null;
   try {
     await chooseNetwork(c, s);
     const appliance = await chooseAppliance(c, s);
     const opened = await openSession(c, s, appliance);
     client = opened.client;
+    // A refusal before the restore starts (the disks) shows in the UI too; the restore's own failures report themselves.
+    refusal = new RestoreReporter(client, opened.session.restoreId, (l) => c.say(`  ${l}`));
     const targets = await chooseTargets(c, s, opened.session);
+    refusal = null;
     const reporter = new RestoreReporter(client, opened.session.restoreId, (l) => c.say(`  ${l}`));
     c.step(5, 'Restore');
     const result = await restoreSession(
@@ -235,19 +248,26 @@ export async function runBoot(opts: BootOptions): Promise<number> {
     for (const t of targets) await sh('partprobe', [t.path]).catch(() => sh('blockdev', ['--rereadpt', t.path]).catch((err: Error) => c.say(`  ${err.message}`)));
     await sh('udevadm', ['settle', '--timeout=30']).catch(() => '');
     let failed = 0;
+    c.step(6, 'Make the restored system bootable here');
     if (s.compat) {
-      c.step(6, 'Make the restored system bootable here');
       await reporter.send({ phase: 'compatibility' });
+      // Reported in order, and all of them before the restore is reported done (which ends it on the appliance).
+      let reports = Promise.resolve();
       const steps = await opts.compatibility({
         targets: targets.map((t) => t.path),
         firmware: existsSync('/sys/firmware/efi') ? 'uefi' : 'bios',
         packagesDir: opts.packagesDir ?? '/ferry/packages',
         report: (step) => {
           c.say(`  [${step.status === 'ok' ? ' ok ' : step.status === 'skipped' ? 'skip' : 'FAIL'}] ${step.name}: ${step.detail}`);
-          void reporter.step(step);
+          reports = reports.then(() => reporter.step(step));
         },
       });
+      await reports;
       failed = steps.filter((st) => st.status === 'failed').length;
+    } else {
+      const skipped: RestoreStep = { name: 'compatibility', status: 'skipped', detail: 'ferry.compat=0: the restored disks are as the source left them' };
+      c.say(`  [skip] ${skipped.name}: ${skipped.detail}`);
+      await reporter.step(skipped);
     }
     await reporter.send({ phase: 'done', progress: { bytesDone: 1, bytesTotal: 1, disk: null, message: failed ? `${failed} compatibility step(s) failed` : 'restored' } });
     await sh('sync', []).catch(() => '');
@@ -264,6 +284,7 @@ export async function runBoot(opts: BootOptions): Promise<number> {
     return OK;
   } catch (err) {
     c.problem(err);
+    if (refusal) await refusal.send({ phase: 'failed', error: { code: err instanceof FerryError ? err.code : 'INTERNAL', message: (err as Error).message } });
     c.say('FERRY-RESTORE-FAILED');
     return FAILED;
   } finally {

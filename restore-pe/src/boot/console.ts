@@ -1,5 +1,16 @@
 import { createInterface, type Interface } from 'node:readline/promises';
-import { FerryError } from '@ferry/protocol';
+import { FerryError, type ErrorCode } from '@ferry/protocol';
+
+/**
+ * What to do, said for the engineer at the VM console where the registered hint speaks of the command line
+ * (`--target A,B`, passing a fingerprint): the refusal is the same, the remedy is in the hypervisor or in the
+ * ferry.* kernel options.
+ */
+const CONSOLE_HINTS: Partial<Record<ErrorCode, string>> = {
+  TARGET_COUNT_MISMATCH: 'Give the VM exactly one disk per source disk, in the same order, each at least as large as its source (in the hypervisor); then look at the disks again, or boot the ISO again.',
+  FINGERPRINT_MISMATCH:
+    'Compare ferry.fingerprint= with the fingerprint in the appliance UI (Appliance page) or `ferry-appliance fingerprint`. If they are the same, someone may be intercepting the connection: do not go on until that is explained.',
+};
 
 /** The VM console the engineer sees (VGA and serial): plain lines, questions with defaults. */
 export class BootConsole {
@@ -24,7 +35,7 @@ export class BootConsole {
   problem(err: unknown): void {
     if (err instanceof FerryError) {
       this.say(`!! ${err.message}`);
-      this.say(`   what to do: ${err.hint}`);
+      this.say(`   what to do: ${CONSOLE_HINTS[err.code] ?? err.hint}`);
       this.say(`   (error ${err.code})`);
     } else {
       this.say(`!! ${(err as Error).message}`);

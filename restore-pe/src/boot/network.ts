@@ -17,8 +17,50 @@ async function readText(file: string): Promise<string | null> {
   );
 }
 
-/** The machine's network interfaces (not loopback), with driver and link state, as the wizard lists them. */
-export async function listNics(sysClassNet = '/sys/class/net'): Promise<Nic[]> {
+export type LinkState = Nic['link'];
+
+/**
+ * A NIC's link from sysfs: `carrier` when the kernel gives it (it refuses while the interface is down), else
+ * `operstate` (virtual NICs without carrier reporting say "unknown" there).
+ */
+export function linkState(carrier: string | null, operstate: string | null): LinkState {
+  if (carrier === '1') return 'up';
+  if (carrier === '0') return 'down';
+  if (operstate === 'up') return 'up';
+  if (operstate === 'down' || operstate === 'lowerlayerdown' || operstate === 'notpresent') return 'down';
+  return 'unknown';
+}
+
+/** The NIC the wizard offers first: the one named by ferry.nic, else the first whose link is up, else the first. */
+export function preferredNic(nics: Nic[], name: string | null): Nic | undefined {
+  return nics.find((n) => n.name === name) ?? nics.find((n) => n.link === 'up') ?? nics[0];
+}
+
+export interface ListNicsOptions {
+  sysClassNet?: string;
+  /** Brings a NIC up (no address): only then does the kernel report its carrier. Default `ip link set NIC up`. */
+  bringUp?: (name: string) => Promise<void>;
+  /** How long to wait in all for links to come up after that (a NIC without a cable stays down). */
+  waitMs?: number;
+  pollMs?: number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/** Link negotiation of a real NIC takes a second or two; a virtual one is up at once. */
+const LINK_WAIT_MS = 3000;
+const LINK_POLL_MS = 250;
+
+/**
+ * The machine's network interfaces (not loopback), with driver and link state, as the wizard lists them. Each
+ * is brought up first (without an address) and the links get up to `waitMs` to come up, polled, so the list
+ * shows which NIC is cabled.
+ */
+export async function listNics(opts: ListNicsOptions = {}): Promise<Nic[]> {
+  const sysClassNet = opts.sysClassNet ?? '/sys/class/net';
+  const bringUp = opts.bringUp ?? (async (name: string) => void (await sh('ip', ['link', 'set', name, 'up'])));
+  const waitMs = opts.waitMs ?? LINK_WAIT_MS;
+  const pollMs = opts.pollMs ?? LINK_POLL_MS;
+  const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const names = (await readdir(sysClassNet).catch(() => [] as string[])).filter((n) => n !== 'lo').sort();
   const nics: Nic[] = [];
   for (const name of names) {
@@ -27,10 +69,18 @@ export async function listNics(sysClassNet = '/sys/class/net'): Promise<Nic[]> {
       (l) => path.basename(l),
       () => '?',
     );
-    const carrier = await readText(path.join(dir, 'carrier'));
-    nics.push({ name, driver, mac: (await readText(path.join(dir, 'address'))) ?? '?', link: carrier === '1' ? 'up' : carrier === '0' ? 'down' : 'unknown' });
+    // A NIC that cannot be brought up (say, rfkill) is still listed, with the state sysfs gives.
+    await bringUp(name).catch(() => undefined);
+    nics.push({ name, driver, mac: (await readText(path.join(dir, 'address'))) ?? '?', link: 'unknown' });
   }
-  return nics;
+  for (let waited = 0; ; waited += pollMs) {
+    for (const nic of nics) {
+      const dir = path.join(sysClassNet, nic.name);
+      nic.link = linkState(await readText(path.join(dir, 'carrier')), await readText(path.join(dir, 'operstate')));
+    }
+    if (nics.every((n) => n.link === 'up') || waited + pollMs > waitMs) return nics;
+    await sleep(pollMs);
+  }
 }
 
 export type NetworkChoice = { kind: 'dhcp' } | { kind: 'static'; address: string; prefix: number };
