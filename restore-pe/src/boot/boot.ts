@@ -3,7 +3,7 @@ import { FerryError, formatBytes, type ApplianceClient, type Point, type Restore
 import { openRestoreSession, RestoreReporter, restoreSession } from '../session/session.js';
 import { BootConsole } from './console.js';
 import { applianceUrl, missingForAuto, parseAddress, parseCmdline, isIpv4, type BootSettings } from './cmdline.js';
-import { configureNetwork, listNics, preferredNic, type NetworkChoice } from './network.js';
+import { configureNetwork, listNics, preferredNic, unknownNic, type NetworkChoice } from './network.js';
 import { describeDisk, listTargetDisks, type TargetDisk } from './disks.js';
 import { presentedFingerprint } from './fingerprint.js';
 import { sh } from './system.js';
@@ -56,6 +56,12 @@ async function chooseNetwork(c: BootConsole, s: BootSettings): Promise<void> {
       throw new FerryError('NETWORK_UNAVAILABLE', 'this machine shows no network interface; boot the ISO again after adding one');
     }
     nics.forEach((n, i) => c.say(`  [${i + 1}] ${n.name.padEnd(10)} driver ${n.driver.padEnd(12)} link ${n.link.padEnd(7)} ${n.mac}`));
+    const missing = unknownNic(nics, s.nic);
+    if (missing) {
+      // Unattended, another interface than the one named could put the address on the wrong network.
+      if (s.auto) throw new FerryError('NETWORK_UNAVAILABLE', `${missing}; fix ferry.nic on the kernel command line, or leave it out to use the first one with a link`);
+      c.say(`  ${missing}; choose one below`);
+    }
     const preferred = preferredNic(nics, s.nic)!;
     const nic = s.auto
       ? preferred

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { linkState, listNics, preferredNic, type Nic } from './network.js';
+import { linkState, listNics, preferredNic, unknownNic, type Nic } from './network.js';
 
 // listNics reads /sys/class/net. The kernel's sysfs cannot be made here, so these tests give it a directory
 // laid out the same way (address, carrier, operstate, device/driver), and stand in for `ip link set X up`.
@@ -102,12 +102,20 @@ test('listNics does not wait when every link is up, and lists a NIC it could not
   }
 });
 
+const nic = (name: string, link: Nic['link']): Nic => ({ name, driver: 'virtio_net', mac: '?', link });
+
 test('preferredNic: the one ferry.nic names, else the first with link up, else the first', () => {
-  const nic = (name: string, link: Nic['link']): Nic => ({ name, driver: 'virtio_net', mac: '?', link });
   const nics = [nic('ens3', 'down'), nic('ens4', 'up'), nic('ens5', 'up')];
   assert.equal(preferredNic(nics, 'ens5')?.name, 'ens5');
   assert.equal(preferredNic(nics, null)?.name, 'ens4');
   assert.equal(preferredNic(nics, 'eth9')?.name, 'ens4');
   assert.equal(preferredNic([nic('ens3', 'down'), nic('ens4', 'unknown')], null)?.name, 'ens3');
   assert.equal(preferredNic([], null), undefined);
+});
+
+test('unknownNic: ferry.nic naming no interface is reported with the ones there are; unset or present is fine', () => {
+  const nics = [nic('ens3', 'down'), nic('ens4', 'up')];
+  assert.equal(unknownNic(nics, null), null);
+  assert.equal(unknownNic(nics, 'ens4'), null);
+  assert.equal(unknownNic(nics, 'eth0'), 'ferry.nic=eth0 names no interface of this machine (it has ens3, ens4)');
 });

@@ -32,6 +32,12 @@ export function linkState(carrier: string | null, operstate: string | null): Lin
 }
 
 /** The NIC the wizard offers first: the one named by ferry.nic, else the first whose link is up, else the first. */
+/** What is wrong with ferry.nic=NAME on this machine, or null when it is unset or names one of `nics`. */
+export function unknownNic(nics: Nic[], name: string | null): string | null {
+  if (name === null || nics.some((n) => n.name === name)) return null;
+  return `ferry.nic=${name} names no interface of this machine (it has ${nics.map((n) => n.name).join(', ')})`;
+}
+
 export function preferredNic(nics: Nic[], name: string | null): Nic | undefined {
   return nics.find((n) => n.name === name) ?? nics.find((n) => n.link === 'up') ?? nics[0];
 }
