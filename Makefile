@@ -15,6 +15,7 @@ FAULT_TESTS := $(shell find test/faults -name '*.test.ts' 2>/dev/null | sort)
 E2E_TESTS := $(shell find test/e2e -name '*.test.ts' 2>/dev/null | sort)
 NODE_TEST := node --conditions=development --import tsx --test --test-reporter=spec
 # The restore ISO's build stages and the scripts it puts on the ISO (init, launcher).
+FIXTURE_SCRIPTS := $(wildcard test/fixtures/*.sh)
 ISO_SCRIPTS := iso/build.sh $(wildcard iso/lib/*.sh iso/stages/*.sh) iso/initrd/init \
   $(wildcard iso/layer/usr/local/sbin/ferry-* iso/layer/usr/local/bin/* iso/layer/etc/profile.d/*.sh)
 
@@ -39,8 +40,8 @@ lint: install
 	npx tsc -b
 	npx eslint --max-warnings 0 .
 	cd web && npx svelte-check --tsconfig ./tsconfig.json --fail-on-warnings
-	for f in scripts/*.sh .ci/run $(ISO_SCRIPTS); do bash -n "$$f" || exit 1; done
-	shellcheck -x $(ISO_SCRIPTS)
+	for f in scripts/*.sh .ci/run $(ISO_SCRIPTS) $(FIXTURE_SCRIPTS); do bash -n "$$f" || exit 1; done
+	shellcheck -x $(ISO_SCRIPTS) $(FIXTURE_SCRIPTS)
 
 # One node --test run over every tier, so CI reads one summary.
 test: build lint
