@@ -143,6 +143,8 @@ export function buildAppliance(config: Config, log: Logger, opts: BuildOptions =
     dataDir: config.dataDir,
     jobs: () => jobs.list(),
     restores: () => restores.list(),
+    // Built below (it needs auth, which needs the web UI's sessions); only called once the appliance serves.
+    passive: () => passive.list(),
     online: (id) => agents.online(id),
     verify: new VerifyService(cycleRepo, chunks, indexes),
     log,

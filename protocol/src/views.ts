@@ -54,10 +54,12 @@ export interface ApplianceSettings {
 export type AlertLevel = 'error' | 'warning';
 export interface DashboardAlert {
   level: AlertLevel;
-  kind: 'job-error' | 'job-suspended' | 'restore-failed' | 'storage-low';
+  kind: 'job-error' | 'job-suspended' | 'restore-failed' | 'storage-low' | 'source-failed';
   message: string;
   jobId: number | null;
   restoreId: number | null;
+  /** A passive source the appliance cannot log in to or deploy on (source-failed). */
+  sourceId: number | null;
 }
 
 export interface DashboardSummary {

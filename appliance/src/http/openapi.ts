@@ -261,10 +261,11 @@ const UI_RESPONSES = {
   }),
   DashboardAlert: object<DashboardAlert>('Something that needs the engineer’s attention.', {
     level: oneOfValues(['error', 'warning']),
-    kind: oneOfValues(['job-error', 'job-suspended', 'restore-failed', 'storage-low']),
+    kind: oneOfValues(['job-error', 'job-suspended', 'restore-failed', 'storage-low', 'source-failed']),
     message: str(),
     jobId: nullable(id()),
     restoreId: nullable(id()),
+    sourceId: nullable(id('A passive source that needs the engineer (source-failed).')),
   }),
   DashboardSummary: object<DashboardSummary>('The dashboard: storage, data reduction, counts and alerts.', {
     storage: object<DashboardSummary['storage']>('The filesystem of the data directory, and what the live points hold.', {

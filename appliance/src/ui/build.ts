@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { JobView, RestoreView } from '@ferry/protocol';
+import type { JobView, PassiveSourceView, RestoreView } from '@ferry/protocol';
 import type { Catalog } from '../catalog/catalog.js';
 import type { VerifyService } from '../verify/service.js';
 import { UserRepository } from './repository.js';
@@ -20,6 +20,7 @@ export interface UiDeps {
   dataDir: string;
   jobs: () => JobView[];
   restores: () => RestoreView[];
+  passive: () => PassiveSourceView[];
   online: (sourceId: number) => boolean;
   verify: VerifyService;
   log: Logger;
@@ -33,7 +34,7 @@ export function buildUiServices(d: UiDeps): UiServices {
   return {
     users: new UserService(repo, d.sessionsEnded),
     settings: new SettingsService(repo),
-    dashboard: new DashboardService({ repo: new DashboardRepository(d.db), dataDir: d.dataDir, jobs: d.jobs, restores: d.restores, online: d.online }),
+    dashboard: new DashboardService({ repo: new DashboardRepository(d.db), dataDir: d.dataDir, jobs: d.jobs, restores: d.restores, passive: d.passive, online: d.online }),
     verifyRuns: new VerifyRuns(d.verify, d.log),
   };
 }

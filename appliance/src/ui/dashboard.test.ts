@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { agentCycle, block, BLOCK, harness, newSource, SUSPEND_AFTER_S, type Harness } from '../jobs/test-harness.js';
 import { DashboardRepository, DashboardService, LOW_SPACE_ERROR, LOW_SPACE_WARNING } from './dashboard.js';
+import type { PassiveSourceView } from '@ferry/protocol';
 
 /*
  * The dashboard over a real catalog and chunk store (cycles uploaded and committed as an agent does) and a real
@@ -38,6 +39,7 @@ describe('DashboardService', () => {
   let mounted = false;
   let h: Harness;
   let dashboard: DashboardService;
+  let passiveViews: PassiveSourceView[] = [];
 
   before(async () => {
     work = mkdtempSync(path.join(os.tmpdir(), 'ferry-dashboard-'));
@@ -55,6 +57,7 @@ describe('DashboardService', () => {
       dataDir: mnt,
       jobs: () => h.a.jobs.list(),
       restores: () => h.a.restores.list(),
+      passive: () => passiveViews,
       online: (id) => h.agents.online(id),
     });
   });
@@ -164,5 +167,37 @@ describe('DashboardService', () => {
     assert.equal(summary.jobs.inError, 1);
     assert.equal(summary.jobs.suspended, 1);
     assert.deepEqual(summary.sources, { total: 3, online: 1 });
+  });
+
+  test('a passive source whose login was refused or whose host key changed raises an alert that links to it', async () => {
+    const view = (sourceId: number, name: string, state: PassiveSourceView['state'], message: string): PassiveSourceView => ({
+      sourceId,
+      name,
+      host: '198.18.0.9',
+      port: 22,
+      username: 'root',
+      auth: 'password',
+      disks: null,
+      state,
+      message,
+      code: state === 'failed' ? 'SSH_AUTH_FAILED' : null,
+      hostKey: null,
+      presentedHostKey: null,
+      agentVersion: null,
+      updatedAt: '2026-03-01T08:00:00.000Z',
+    });
+    passiveViews = [view(41, 'db-01', 'failed', 'root@198.18.0.9:22 refused the login (password)'), view(42, 'db-02', 'running', 'agent running'), view(43, 'db-03', 'host-key-changed', 'the host key is not the trusted one')];
+    try {
+      const alerts = (await dashboard.summary()).alerts.filter((a) => a.kind === 'source-failed');
+      assert.deepEqual(
+        alerts.map((a) => [a.level, a.sourceId, a.message]),
+        [
+          ['error', 41, 'db-01: root@198.18.0.9:22 refused the login (password)'],
+          ['error', 43, 'db-03: the host key is not the trusted one'],
+        ],
+      );
+    } finally {
+      passiveViews = [];
+    }
   });
 });

@@ -1,5 +1,5 @@
 import { statfs } from 'node:fs/promises';
-import type { JobView, RestoreView } from '@ferry/protocol';
+import type { JobView, PassiveSourceView, RestoreView } from '@ferry/protocol';
 import type { Catalog } from '../catalog/catalog.js';
 import type { DashboardAlert, DashboardSummary } from './types.js';
 
@@ -49,6 +49,8 @@ export interface DashboardDeps {
   dataDir: string;
   jobs: () => JobView[];
   restores: () => RestoreView[];
+  /** Passive sources with their SSH state: one that failed or whose host key changed is an alert. */
+  passive: () => PassiveSourceView[];
   online: (sourceId: number) => boolean;
 }
 
@@ -71,14 +73,20 @@ export class DashboardService {
     const alerts: DashboardAlert[] = [];
     for (const j of jobs) {
       if (j.state === 'InError') {
-        alerts.push({ level: 'error', kind: 'job-error', message: `${j.sourceName}: ${j.error?.message ?? 'the job failed'}`, jobId: j.id, restoreId: null });
+        alerts.push({ level: 'error', kind: 'job-error', message: `${j.sourceName}: ${j.error?.message ?? 'the job failed'}`, jobId: j.id, restoreId: null, sourceId: null });
       } else if (j.state === 'Suspended') {
-        alerts.push({ level: 'warning', kind: 'job-suspended', message: `${j.sourceName}: the source has been unreachable; the job resumes by itself when it is back`, jobId: j.id, restoreId: null });
+        alerts.push({ level: 'warning', kind: 'job-suspended', message: `${j.sourceName}: the source has been unreachable; the job resumes by itself when it is back`, jobId: j.id, restoreId: null, sourceId: null });
       }
     }
     for (const r of restores) {
       if (r.phase === 'failed' && r.state === 'active') {
-        alerts.push({ level: 'error', kind: 'restore-failed', message: `${r.sourceName} ${r.pointName}: ${r.error?.message ?? 'the restore failed'}`, jobId: null, restoreId: r.id });
+        alerts.push({ level: 'error', kind: 'restore-failed', message: `${r.sourceName} ${r.pointName}: ${r.error?.message ?? 'the restore failed'}`, jobId: null, restoreId: r.id, sourceId: null });
+      }
+    }
+    for (const p of this.deps.passive()) {
+      // A refused login or a changed host key waits for the engineer; a failed deploy is retried but needs a look.
+      if (p.state === 'failed' || p.state === 'host-key-changed') {
+        alerts.push({ level: 'error', kind: 'source-failed', message: `${p.name}: ${p.message ?? p.state}`, jobId: null, restoreId: null, sourceId: p.sourceId });
       }
     }
     const freeShare = totalBytes > 0 ? freeBytes / totalBytes : 1;
@@ -89,6 +97,7 @@ export class DashboardService {
         message: `${(freeShare * 100).toFixed(1)} % of the appliance's storage is free`,
         jobId: null,
         restoreId: null,
+        sourceId: null,
       });
     }
     const sourceIds = this.deps.repo.sourceIds();
