@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, openSync, utimesSync, writeFileSync, writeSync, closeSync } from 'node:fs';
+import { existsSync, openSync, utimesSync, writeFileSync, writeSync, closeSync, readSync } from 'node:fs';
 import { INDEX_HEADER_BYTES, type BlockIndex } from '@ferry/protocol';
 import { ChunkStore } from '../store/chunk-store.js';
 import { IndexFiles } from '../store/index-file.js';
@@ -203,7 +203,9 @@ gcTest('a damaged index of a committed point makes run() fail with INDEX_DAMAGED
   utimesSync(stale, past, past);
   // One flipped byte in the chunk id of block 0.
   const fd = openSync(t.indexes.pathOf(point, t.diskId), 'r+');
-  writeSync(fd, Buffer.from([0x5a]), 0, 1, INDEX_HEADER_BYTES + 20);
+  const byte = Buffer.alloc(1);
+  readSync(fd, byte, 0, 1, INDEX_HEADER_BYTES + 20);
+  writeSync(fd, Buffer.from([byte[0]! ^ 0xff]), 0, 1, INDEX_HEADER_BYTES + 20); // inverted: a constant would match 1 byte in 256
   closeSync(fd);
 
   await assert.rejects(gc.run(), (err: Error & { code?: string }) => err.code === 'INDEX_DAMAGED' && /deleted nothing/.test(err.message));

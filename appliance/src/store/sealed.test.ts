@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync, mkdirSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync, mkdirSync, readSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { BlockKind, chunkIdOf, Codec, encodeIndexEntry, initHashing, INDEX_ENTRY_BYTES, INDEX_HEADER_BYTES } from '@ferry/protocol';
@@ -102,7 +102,9 @@ void test('a sealed chunk with one byte flipped, or moved under another name, is
     }
     const [a, b] = ids as [string, string];
     const fd = openSync(store.pathOf(a), 'r+');
-    writeSync(fd, Buffer.from([0xff]), 0, 1, 40);
+    const byte = Buffer.alloc(1);
+    readSync(fd, byte, 0, 1, 40);
+    writeSync(fd, Buffer.from([byte[0]! ^ 0xff]), 0, 1, 40); // inverted: a constant would match 1 byte in 256
     closeSync(fd);
     await assert.rejects(store.verify(a), (err: Error & { code?: string }) => err.code === 'CHUNK_DAMAGED' && /does not authenticate/.test(err.message));
     await assert.rejects(store.readRaw(a), { code: 'CHUNK_DAMAGED' });
@@ -169,7 +171,9 @@ void test('a sealed index page with one byte flipped, or copied from another ind
     const one = indexes.pathOf(1, 1);
     const copy = readFileSync(indexes.pathOf(2, 1));
     const fd = openSync(one, 'r+');
-    writeSync(fd, Buffer.from([0x01]), 0, 1, PAGED_HEADER_BYTES + STORED_PAGE_BYTES + 100);
+    const byte = Buffer.alloc(1);
+    readSync(fd, byte, 0, 1, PAGED_HEADER_BYTES + STORED_PAGE_BYTES + 100);
+    writeSync(fd, Buffer.from([byte[0]! ^ 0xff]), 0, 1, PAGED_HEADER_BYTES + STORED_PAGE_BYTES + 100); // inverted: a constant would match 1 byte in 256
     closeSync(fd);
     await assert.rejects(indexes.loadWritten(1, 1), (err: Error & { code?: string }) => err.code === 'INDEX_DAMAGED' && /page 1 does not authenticate/.test(err.message));
     await assert.rejects(indexes.readEntries(1, 1, 90, 10), { code: 'INDEX_DAMAGED' });
