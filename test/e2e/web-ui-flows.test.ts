@@ -10,11 +10,13 @@ import {
   API_PREFIX,
   RESTORE_CODE_PATTERN,
   type ApplianceSettings,
+  type DashboardSummary,
   type JobActionResult,
   type JobLogEntry,
   type JobPoint,
   type JobTransition,
   type JobView,
+  type PassiveCredentialsRequest,
   type PassiveSourceView,
   type RestoreView,
   type SourceView,
@@ -33,8 +35,10 @@ import { focused, horizontalOverflow, logIn, navLink, recordInPage, startBrowser
  * The web UI's flows that test/e2e/web-ui.test.ts does not walk, in Debian's headless Chromium: every job action
  * through its confirmation, the job page's live content (chart, ETA, per-disk bars, points, state history, log
  * with filter and download), a restore followed live by phase while the real restore program writes an image
- * file, a passive source against a real sshd in a network namespace, keyboard-only use, every route at laptop
- * and tablet sizes, users and roles, default throttles, the sources list and a source's used/unused bar.
+ * file, a passive source against a real sshd in a network namespace (and its refused login mended with Change
+ * credentials…), the Dashboard beside a running cycle, a job in error and the storage it reads, a job created paused
+ * with exclusions and throttles, keyboard-only use, every route at laptop and tablet sizes, users and roles, default
+ * throttles, the sources list and a source's used/unused bar.
  *
  * One appliance (in-process, real HTTPS/socket.io/SQLite), one agent process backing up a GPT disk image, one
  * browser. The appliance listens on the host end of a veth pair into a namespace (198.18.0.0/15) that holds the
@@ -137,6 +141,8 @@ describe('web UI flows in a real browser', { timeout: 12 * 60_000 }, () => {
   let jobId = 0;
   let restoredPointId = 0;
   let passiveId = 0;
+  /** The passive source whose login was refused, then given the right key. */
+  let wrongId = 0;
 
   const url = (route: string): string => `${t.server.url}/#${route}`;
   const job = (id = jobId): Promise<JobView> => t.job(id);
@@ -177,6 +183,30 @@ describe('web UI flows in a real browser', { timeout: 12 * 60_000 }, () => {
       await t.waitFor(`point ${i}`, j.id, (v) => v.state === 'Waiting' && v.pointCount === i, 180_000);
     }
     return j.id;
+  }
+
+  /**
+   * The Dashboard in a second tab of the same session, as an engineer keeps it open beside a job's page, marked so a
+   * reload would show; `replies()` gives every summary it read (GET /dashboard), in order.
+   */
+  async function openDashboard(): Promise<{ page: Page; replies(): Promise<DashboardSummary[]> }> {
+    const page = await b.context.newPage();
+    const replies: Promise<DashboardSummary | null>[] = [];
+    page.on('response', (r) => {
+      if (new URL(r.url()).pathname === `${API_PREFIX}/dashboard`) {
+        replies.push(
+          r.json().then(
+            (body: { data: DashboardSummary }) => body.data,
+            () => null,
+          ),
+        );
+      }
+    });
+    await page.goto(url('/'));
+    await page.getByRole('heading', { name: 'Dashboard' }).waitFor();
+    await page.getByTestId('storage-used').waitFor();
+    await page.evaluate('window.__sameDocument = true');
+    return { page, replies: async () => (await Promise.all(replies)).filter((x): x is DashboardSummary => x !== null) };
   }
 
   before(async () => {
@@ -442,27 +472,126 @@ describe('web UI flows in a real browser', { timeout: 12 * 60_000 }, () => {
     assert.equal(kv['Disk time (%)'], '50 % · queue depth 4');
   });
 
-  test('sync now: an incremental cycle runs at once and CYCLE_2 shows the changed bytes; the new interval applies after it', async () => {
+  test('sync now: an incremental cycle runs at once and CYCLE_2 shows the changed bytes; the new interval applies after it; the Dashboard lists the cycle live with its rate and empties when it ends', async () => {
     const { page } = b;
     await withMounted(image, 1, (dir) => writeFile(path.join(dir, 'changed.bin'), randomBytes(4 * MIB)));
-    const states = await recordInPage(page, 'states', `document.querySelector('[data-testid="job-state"]')?.dataset.state ?? ''`);
-    const message = await confirmAction('sync-now', 'An incremental cycle starts now instead of at the scheduled time. Only blocks changed since the last point are sent.', 'Sync now');
-    assert.equal(message, 'A cycle starts now.');
-    await t.waitFor('CYCLE_2', jobId, (j) => j.state === 'Waiting' && j.pointCount === 2, 180_000);
-    await page.getByTestId('point-row').first().getByText('CYCLE_2').waitFor({ timeout: 30_000 });
-    await stateShown(page, 'Waiting');
-    const seen = await states.values();
-    await states.stop();
-    assert.ok(seen.indexOf('Syncing') > 0 && seen.lastIndexOf('Waiting') > seen.indexOf('Syncing'), `the page showed Waiting → Syncing → Waiting: ${seen.join(' → ')}`);
-    const p = (await points()).at(-1)!;
-    const cells = (await tableRows(page, '[data-testid="points"]'))[0]!;
-    assert.equal(cells[0], 'CYCLE_2');
-    assertBytes(cells[3]!, p.bytesChanged, 'changed bytes');
-    assert.ok(p.bytesChanged >= 4 * MIB && p.bytesChanged < 16 * MIB, `the incremental sent the new 4 MiB file and little else (${p.bytesChanged})`);
-    const j = await job();
-    assert.equal(j.intervalSeconds, 12 * 3600, 'the interval changed with that cycle');
-    assert.equal(j.pendingIntervalSeconds, null);
-    await waitUntil('the page to show the new interval', async () => (await definitions(page, 'section[aria-labelledby="settings-h"]'))['Sync every'] === '12 h');
+    // 4 Mbit/s for this cycle: its 4 MiB of changed blocks take ~8 s to send, long enough to watch it on the Dashboard.
+    await t.admin.json(`${API_PREFIX}/jobs/${jobId}`, { method: 'PATCH', body: { throttle: { networkMbps: 4 } } });
+    const dash = await openDashboard();
+    try {
+      const running = dash.page.locator('section[aria-labelledby="running-h"]');
+      await running.getByText('No cycle is running right now.').waitFor();
+      // Each running-cycles card as "link|source|progress line", or "empty".
+      const cards = await recordInPage(
+        dash.page,
+        'running',
+        `(() => {
+          const s = document.querySelector('section[aria-labelledby="running-h"]');
+          if (!s) return 'none';
+          if (s.querySelector('p.empty')) return 'empty';
+          return [...s.querySelectorAll('li')]
+            .map((li) => [li.querySelector('a')?.getAttribute('href') ?? '', li.querySelector('a')?.textContent.trim() ?? '', li.querySelector('p.small')?.textContent.replace(/\\s+/g, ' ').trim() ?? ''].join('|'))
+            .join(';');
+        })()`,
+      );
+      const states = await recordInPage(page, 'states', `document.querySelector('[data-testid="job-state"]')?.dataset.state ?? ''`);
+      const message = await confirmAction('sync-now', 'An incremental cycle starts now instead of at the scheduled time. Only blocks changed since the last point are sent.', 'Sync now');
+      assert.equal(message, 'A cycle starts now.');
+      await t.waitFor('CYCLE_2', jobId, (j) => j.state === 'Waiting' && j.pointCount === 2, 180_000);
+      await page.getByTestId('point-row').first().getByText('CYCLE_2').waitFor({ timeout: 30_000 });
+      await stateShown(page, 'Waiting');
+      const seen = await states.values();
+      await states.stop();
+      assert.ok(seen.indexOf('Syncing') > 0 && seen.lastIndexOf('Waiting') > seen.indexOf('Syncing'), `the page showed Waiting → Syncing → Waiting: ${seen.join(' → ')}`);
+      const p = (await points()).at(-1)!;
+      const cells = (await tableRows(page, '[data-testid="points"]'))[0]!;
+      assert.equal(cells[0], 'CYCLE_2');
+      assertBytes(cells[3]!, p.bytesChanged, 'changed bytes');
+      assert.ok(p.bytesChanged >= 4 * MIB && p.bytesChanged < 16 * MIB, `the incremental sent the new 4 MiB file and little else (${p.bytesChanged})`);
+      const j = await job();
+      assert.equal(j.intervalSeconds, 12 * 3600, 'the interval changed with that cycle');
+      assert.equal(j.pendingIntervalSeconds, null);
+      await waitUntil('the page to show the new interval', async () => (await definitions(page, 'section[aria-labelledby="settings-h"]'))['Sync every'] === '12 h');
+
+      // The Dashboard, open in another tab all along: the card came with the cycle, showed its rate moving, and went with it.
+      await running.getByText('No cycle is running right now.').waitFor({ timeout: 30_000 });
+      const values = await cards.values();
+      await cards.stop();
+      const shown = values.join(' ¦ ');
+      assert.equal(await dash.page.evaluate('window.__sameDocument'), true, 'the Dashboard was not reloaded');
+      const listed = values.filter((v) => v !== 'empty');
+      assert.ok(listed.length > 0, `the Dashboard listed the running cycle: ${shown}`);
+      for (const v of listed) {
+        const [href, name] = v.split('|');
+        assert.equal(href, `#/jobs/${jobId}`, `the only running cycle is this job's: ${v}`);
+        assert.equal(name, SOURCE, `named by its source: ${v}`);
+      }
+      assert.equal(values[0], 'empty', `nothing ran before the sync: ${shown}`);
+      assert.equal(values.at(-1), 'empty', `the card emptied when the cycle ended: ${shown}`);
+      // "4.00 MiB / 40.1 MiB · 1.21 MiB/s · ETA 3s": the rate is the part after the first " · ".
+      const rates = listed.map((v) => v.split('|')[2]!.split(' · ')[1] ?? '').filter((r) => r !== '' && r !== '—');
+      assert.ok(
+        rates.some((r) => parseBytes(r.replace(/\/s$/, '')).bytes > 0),
+        `a non-zero rate showed while the cycle ran: ${shown}`,
+      );
+      assert.ok(new Set(rates).size >= 2, `the rate changed while the cycle ran, without a reload: ${rates.join(', ')}`);
+    } finally {
+      await dash.page.close();
+      await t.admin.json(`${API_PREFIX}/jobs/${jobId}`, { method: 'PATCH', body: { throttle: { networkMbps: 0 } } });
+    }
+  });
+
+  test('dashboard: the storage card shows what GET /dashboard says, used + free = total, the bar at used ÷ total, and the reduction ratios', async () => {
+    const dash = await openDashboard();
+    try {
+      const { page } = dash;
+      const storage = page.locator('section[aria-labelledby="storage-h"]');
+      const read = async (): Promise<{ used: string; total: string; free: string; width: number }> => {
+        const usedOf = /^(.+) used of (.+)$/.exec((await page.getByTestId('storage-used').innerText()).trim());
+        const free = /^(.+) free$/.exec((await storage.locator('p.muted').innerText()).trim());
+        const width = await page.evaluate<number>(`parseFloat(document.querySelector('section[aria-labelledby="storage-h"] .usage-used').style.width)`);
+        return { used: usedOf?.[1] ?? '', total: usedOf?.[2] ?? '', free: free?.[1] ?? '', width };
+      };
+      const near = (text: string, n: number): boolean => {
+        const { bytes, slack } = parseBytes(text);
+        return Math.abs(bytes - n) <= slack + 1e-9;
+      };
+      // Used and free change with every write on this machine's disk (other programs' too): the card is compared with
+      // the summary the page itself read last, which it shows until the next one.
+      const { shown, reply } = await waitUntil(
+        'the storage card to show the last summary the page read',
+        async () => {
+          const reply = (await dash.replies()).at(-1);
+          const shown = await read();
+          return reply && near(shown.used, reply.storage.usedBytes) && near(shown.free, reply.storage.freeBytes) && near(shown.total, reply.storage.totalBytes) ? { shown, reply } : null;
+        },
+        30_000,
+      ).catch(async (err: unknown) => assert.fail(`${String(err)}: the page shows ${JSON.stringify(await read())}, it read ${JSON.stringify((await dash.replies()).at(-1)?.storage)}`));
+      const s = reply.storage;
+      assert.equal(s.usedBytes + s.freeBytes, s.totalBytes, 'the appliance counts used + free = total');
+      assertBytes(shown.used, s.usedBytes, 'used');
+      assertBytes(shown.free, s.freeBytes, 'free');
+      assertBytes(shown.total, s.totalBytes, 'total');
+      const [u, f, total] = [parseBytes(shown.used), parseBytes(shown.free), parseBytes(shown.total)];
+      assert.ok(Math.abs(u.bytes + f.bytes - total.bytes) <= u.slack + f.slack + total.slack + 1e-9, `used ${shown.used} + free ${shown.free} = the total shown, ${shown.total}`);
+      assert.ok(Math.abs(shown.width - (100 * s.usedBytes) / s.totalBytes) < 0.01, `the bar's used part is ${shown.width} %, used ÷ total is ${((100 * s.usedBytes) / s.totalBytes).toFixed(2)} %`);
+      assert.equal(await page.locator('section[aria-labelledby="storage-h"] .usage').getAttribute('aria-label'), `${shown.used} used of ${shown.total}`);
+
+      // What the appliance itself wrote does not move while no cycle runs: a summary read now agrees.
+      const now = await t.admin.json<DashboardSummary>(`${API_PREFIX}/dashboard`);
+      assert.equal(now.jobs.running, 0);
+      for (const k of ['logicalBytes', 'newChunkBytes', 'storedBytes', 'dedupeRatio', 'compressionRatio'] as const) assert.equal(now.storage[k], s[k], k);
+      assert.equal(now.points, (await points()).length, 'the points counted are the job\'s');
+      assert.ok(s.dedupeRatio !== null && s.compressionRatio !== null);
+      assert.equal(await page.getByTestId('dedupe').innerText(), `${s.dedupeRatio.toFixed(2)}×`);
+      assert.equal(await page.getByTestId('compression').innerText(), `${s.compressionRatio.toFixed(2)}×`);
+      const kv = await definitions(page, 'section[aria-labelledby="ratio-h"]');
+      assertBytes(kv['Points describe']!, s.logicalBytes, 'points describe');
+      assertBytes(kv['Unique chunks']!, s.newChunkBytes, 'unique chunks');
+      assertBytes(kv.Stored!, s.storedBytes, 'stored');
+    } finally {
+      await dash.page.close();
+    }
   });
 
   test('retry after an error: a missing disk puts the job InError with what to do; Retry runs the cycle; the log filters and downloads', async () => {
@@ -481,12 +610,38 @@ describe('web UI flows in a real browser', { timeout: 12 * 60_000 }, () => {
     } finally {
       await rename(away, image);
     }
-    const message = await confirmAction('retry', 'The error is cleared and the cycle runs again, continuing from its last acknowledged block.', 'Retry');
-    assert.match(message, /^Retrying: /);
-    await t.waitFor('CYCLE_3 after the retry', jobId, (j) => j.state === 'Waiting' && j.pointCount === 3, 180_000);
-    await stateShown(page, 'Waiting');
-    await page.getByTestId('point-row').first().getByText('CYCLE_3').waitFor({ timeout: 30_000 });
-    assert.equal(await page.locator('div.error[role="alert"]').count(), 0, 'the error is gone from the page');
+    // The Dashboard, opened in another tab, raises it as an error naming the source and what failed, with a link to the job.
+    const failedJob = await job();
+    assert.equal(failedJob.state, 'InError');
+    const dash = await openDashboard();
+    try {
+      const jobAlert = dash.page.locator('ul.alerts li.alert.error').filter({ hasText: 'Job failed:' });
+      await jobAlert.waitFor();
+      const said = (await jobAlert.innerText()).replace(/\s+/g, ' ').trim();
+      assert.ok(said.startsWith(`Job failed: ${SOURCE}: ${failedJob.error!.message}`), `the alert names the source and the error: ${said}`);
+      assert.equal(await jobAlert.getByRole('link', { name: 'Open the job' }).getAttribute('href'), `#/jobs/${jobId}`);
+      const raised = (await t.admin.json<DashboardSummary>(`${API_PREFIX}/dashboard`)).alerts.filter((a) => a.kind === 'job-error');
+      assert.deepEqual(
+        raised.map((a) => [a.level, a.jobId]),
+        [['error', jobId]],
+      );
+
+      const message = await confirmAction('retry', 'The error is cleared and the cycle runs again, continuing from its last acknowledged block.', 'Retry');
+      assert.match(message, /^Retrying: /);
+      await t.waitFor('CYCLE_3 after the retry', jobId, (j) => j.state === 'Waiting' && j.pointCount === 3, 180_000);
+      await stateShown(page, 'Waiting');
+      await page.getByTestId('point-row').first().getByText('CYCLE_3').waitFor({ timeout: 30_000 });
+      assert.equal(await page.locator('div.error[role="alert"]').count(), 0, 'the error is gone from the page');
+      // And from the Dashboard, without a reload.
+      await jobAlert.waitFor({ state: 'detached', timeout: 30_000 });
+      assert.equal(await dash.page.evaluate('window.__sameDocument'), true, 'the Dashboard was not reloaded');
+      assert.deepEqual(
+        (await t.admin.json<DashboardSummary>(`${API_PREFIX}/dashboard`)).alerts.filter((a) => a.kind === 'job-error'),
+        [],
+      );
+    } finally {
+      await dash.page.close();
+    }
     const moves = await transitions();
     const inError = moves.find((x) => x.to === 'InError')!;
     assert.equal(inError.code, 'DISK_UNREADABLE');
@@ -689,6 +844,85 @@ describe('web UI flows in a real browser', { timeout: 12 * 60_000 }, () => {
     await assert.rejects(t.admin.json(`${API_PREFIX}/points/${p2!.id}`), /NOT_FOUND|does not exist/i, 'the unticked point is deleted');
   });
 
+  test('create a job with exclusions and throttles, full copy not started: the appliance has it Paused with exactly those, and no cycle runs', async () => {
+    const { page } = b;
+    // The source's earlier jobs are Completed or Cancelled by now, so it may have a new one.
+    assert.ok(
+      (await t.admin.json<JobView[]>(`${API_PREFIX}/jobs`)).every((j) => j.sourceId !== sourceId || j.state === 'Completed' || j.state === 'Cancelled'),
+      'no live job on the source',
+    );
+    const jobCount = async (): Promise<number> => (await t.admin.json<JobView[]>(`${API_PREFIX}/jobs`)).length;
+    const before = await jobCount();
+    await fresh('/jobs/new');
+    await page.getByRole('heading', { name: 'Create a job' }).waitFor();
+    await page.getByTestId('job-source').selectOption({ label: SOURCE });
+    await page.getByLabel('Sync every').fill('2');
+    await page.getByLabel('Unit').selectOption({ label: 'days' });
+    await page.getByLabel('Keep at most (points)').fill('7');
+    // Not the defaults the Appliance page set (16 Mbit/s, 40 %, 3), which the form starts from.
+    assert.equal(await page.getByLabel('Network limit (Mbit/s)').inputValue(), '16');
+    await page.getByLabel('Network limit (Mbit/s)').fill('7');
+    await page.getByLabel('Disk time (%)').fill('25');
+    await page.getByLabel('Reads in flight').fill('2');
+    const runNow = page.getByLabel('Start the full copy now');
+    assert.ok(await runNow.isChecked(), 'the full copy starts at once unless the engineer says otherwise');
+    await runNow.uncheck();
+    await page.getByText('The job is created paused; resume it when you want the full copy to start.').waitFor();
+
+    // The form takes absolute paths, one a line (no patterns): one that is not is refused on the page, by name.
+    const exclusions = page.getByLabel('Exclusions (optional)');
+    await exclusions.fill('/var/cache\nvar/tmp');
+    await page.getByTestId('create-job').click();
+    await page.getByRole('alert').getByText('"var/tmp" is not an absolute path: exclusions start with /.').waitFor();
+    assert.equal(await jobCount(), before, 'nothing was created');
+    // Blank lines and the spaces around a path are dropped; a space inside one is part of it.
+    await exclusions.fill('  /var/cache  \n\n/srv/build cache\n');
+    await page.getByTestId('create-job').click();
+    await page.waitForURL(/#\/jobs\/\d+$/);
+    const id = Number(/#\/jobs\/(\d+)$/.exec(page.url())![1]);
+    await stateShown(page, 'Paused');
+
+    const made = await job(id);
+    assert.equal(made.sourceId, sourceId);
+    assert.equal(made.state, 'Paused');
+    assert.deepEqual(made.exclusions, ['/var/cache', '/srv/build cache']);
+    assert.deepEqual(made.throttle, { networkMbps: 7, diskPercent: 25, queueDepth: 2 });
+    assert.equal(made.intervalSeconds, 2 * 86400);
+    assert.equal(made.maxPoints, 7);
+    // Created paused, not paused after it was created: the only transition is into Paused, and no cycle ran.
+    const check = async (when: string): Promise<void> => {
+      const j = await job(id);
+      assert.equal(j.state, 'Paused', when);
+      assert.equal(j.pointCount, 0, when);
+      assert.equal(j.progress, null, `${when}: no cycle in progress`);
+      const moves = await transitions(id);
+      assert.deepEqual(
+        moves.map((x) => [x.from, x.to]),
+        [[null, 'Paused']],
+        `${when}: ${JSON.stringify(moves)}`,
+      );
+      assert.match(moves[0]!.cause, /created paused/);
+      assert.deepEqual(await points(id), [], when);
+    };
+    await check('just created');
+    // The scheduler, run now with the source's agent connected, would send a Ready job's full copy at once: not this one.
+    assert.ok(t.server.appliance.agents.online(sourceId), 'the agent is connected');
+    await t.advance(0);
+    await check('after the scheduler ran');
+    const kv = await definitions(page, 'section[aria-labelledby="settings-h"]');
+    assert.equal(kv['Sync every'], '2 d');
+    assert.equal(kv['Keep at most (points)'], '7');
+    assert.equal(kv['Network limit (Mbit/s)'], '7 Mbit/s');
+    assert.equal(kv['Disk time (%)'], '25 % · queue depth 2');
+    assert.equal(kv['Exclusions (optional)'], '/var/cache, /srv/build cache');
+    await page.getByText('No point yet: the first one appears when the full copy finishes.').waitFor();
+
+    // Not needed by the later cases: cancelled (it has no point), and the page follows.
+    await t.admin.json(`${API_PREFIX}/jobs/${id}/cancel`, { method: 'POST', body: { keepPoints: [] } });
+    await stateShown(page, 'Cancelled');
+    assert.equal((await job(id)).state, 'Cancelled');
+  });
+
   test('passive source: the SSH form, the host key screen shows the fingerprint ssh-keygen prints, confirming deploys the agent and it comes online', async () => {
     const { page } = b;
     await fresh('/');
@@ -739,6 +973,7 @@ describe('web UI flows in a real browser', { timeout: 12 * 60_000 }, () => {
     await page.getByRole('button', { name: 'Confirm and deploy the agent' }).click();
     await page.waitForURL(/#\/sources\/\d+$/);
     const id = Number(/#\/sources\/(\d+)$/.exec(page.url())![1]);
+    wrongId = id;
     const ssh = page.locator('section[aria-labelledby="ssh-h"]');
     // A refused login is not retried (0dbaa42: no account lockout on the source), so the page does not say "retrying".
     await ssh.getByText('Login refused (not retried)').waitFor({ timeout: 60_000 });
@@ -750,6 +985,90 @@ describe('web UI flows in a real browser', { timeout: 12 * 60_000 }, () => {
     assert.ok(!t.server.appliance.agents.online(id));
     // What to do: the hint of SSH_AUTH_FAILED (protocol/src/errors.ts), not only that it keeps retrying.
     assert.match(text, /check the user name and password/i, `the page says what to do about the refused login:\n${text}`);
+  });
+
+  test('passive source: after the refused login, Change credentials… with the right key: the page follows the new login to Agent running and Online without a reload, and the refusal is gone', async () => {
+    const { page } = b;
+    assert.ok(passiveId && wrongId, 'the two passive cases above ran');
+    const passive = (id: number): Promise<PassiveSourceView> => t.admin.json<PassiveSourceView>(`${API_PREFIX}/sources/${id}/passive`);
+    const setCredentials = (id: number, body: PassiveCredentialsRequest): Promise<PassiveSourceView> =>
+      t.admin.json<PassiveSourceView>(`${API_PREFIX}/sources/${id}/passive/credentials`, { method: 'PUT', body });
+    const refusedAndGone = (id: number, what: string): Promise<PassiveSourceView> =>
+      waitUntil(what, async () => {
+        const p = await passive(id);
+        return p.state === 'failed' && p.code === 'SSH_AUTH_FAILED' && !t.server.appliance.agents.online(id) ? p : null;
+      });
+    // Both passive sources are root on this machine, so their agents share ~/.ferry-agent and its pid file, and a
+    // passive agent stops the one that file names (left over from a broken SSH session): two running at once would
+    // stop each other in turn. ssh-src is given a login the source refuses (not retried) while ssh-wrong runs, and
+    // its key back afterwards, so the later cases find ssh-src online and ssh-wrong refused, as before.
+    await setCredentials(passiveId, { password: 'not the password' });
+    await refusedAndGone(passiveId, 'ssh-src to be refused and its agent gone');
+    try {
+      await fresh(`/sources/${wrongId}`);
+      const ssh = page.locator('section[aria-labelledby="ssh-h"]');
+      await ssh.getByText('Login refused (not retried)').waitFor();
+      const badge = page.locator('.row.spread .badge');
+      assert.equal((await badge.innerText()).trim(), 'Offline');
+      await page.evaluate('window.__sameDocument = true');
+      const states = await recordInPage(page, 'passive', `document.querySelector('[data-testid="passive-state"]')?.dataset.state ?? ''`);
+
+      const change = ssh.getByTestId('change-credentials');
+      assert.match((await change.getAttribute('class')) ?? '', /\bprimary\b/, 'after a refused login, Change credentials… is the button to press');
+      await change.click();
+      const d = dialog();
+      await d.getByRole('heading', { name: 'Change the SSH credentials' }).waitFor();
+      assert.equal(await d.getByLabel('SSH user').inputValue(), 'root', 'the dialog starts from the user the source has');
+      assert.ok(await d.getByRole('radio', { name: 'Password' }).isChecked(), 'and from how it signs in now');
+      assert.equal(await d.locator('input[type="password"]').inputValue(), '', 'the old password is not shown again');
+      // A user name the appliance refuses: the dialog says why and stays open; nothing changes on the appliance.
+      await d.getByLabel('SSH user').fill('bad user!');
+      await d.locator('input[type="password"]').fill('x');
+      await d.getByRole('button', { name: 'Save and connect' }).click();
+      const refusal = d.getByRole('alert');
+      await refusal.waitFor();
+      const said = await refusal.innerText();
+      assert.match(said, /user name has letters, digits/, said);
+      assert.match(said, /BAD_REQUEST/, said);
+      const unchanged = await passive(wrongId);
+      assert.equal(unchanged.state, 'failed', 'a refused change connects nothing');
+      assert.equal(unchanged.username, 'root');
+      assert.equal(unchanged.auth, 'password');
+
+      await d.getByLabel('SSH user').fill('root');
+      await d.getByRole('radio', { name: 'Private key' }).check();
+      await d.getByRole('textbox', { name: 'Private key' }).fill(clientKey);
+      await d.getByRole('button', { name: 'Save and connect' }).click();
+      await d.waitFor({ state: 'detached' });
+      await ssh.getByText('Agent running', { exact: true }).waitFor({ timeout: 180_000 });
+      await badge.getByText('Online', { exact: true }).waitFor({ timeout: 60_000 });
+
+      const text = await ssh.innerText();
+      assert.equal(await ssh.getByTestId('passive-error').count(), 0, `the refusal is gone:\n${text}`);
+      assert.doesNotMatch(text, /Login refused|refused the login|SSH_AUTH_FAILED/, text);
+      await ssh.getByText('New credentials saved. The status above shows how the new login goes.').waitFor();
+      assert.ok(!(await change.getAttribute('class'))?.includes('primary'), 'Change credentials… is an ordinary button again');
+      const shown = await definitions(page, 'section[aria-labelledby="ssh-h"]');
+      assert.equal(shown.SSH, `root@${ns.nsAddress}:22`);
+      assert.match(shown['Agent version'] ?? '', /\d+\.\d+\.\d+/);
+      assert.equal(await page.evaluate('window.__sameDocument'), true, 'the page was not reloaded');
+      const seen = (await states.values()).filter((v, i, all) => v !== all[i - 1]);
+      await states.stop();
+      assert.equal(seen[0], 'failed', `the page started from the refusal: ${seen.join(' → ')}`);
+      assert.equal(seen.at(-1), 'running', `and ended running: ${seen.join(' → ')}`);
+      assert.ok(seen.indexOf('connecting') > 0 && seen.indexOf('connecting') < seen.lastIndexOf('running'), `it followed the new login: ${seen.join(' → ')}`);
+
+      const now = await passive(wrongId);
+      assert.equal(now.state, 'running');
+      assert.equal(now.code, null);
+      assert.equal(now.auth, 'key', 'the appliance signs in with the key from now on');
+      assert.ok(t.server.appliance.agents.online(wrongId), 'its agent holds its control connection through the SSH tunnel');
+    } finally {
+      await setCredentials(wrongId, { password: 'not the password' });
+      await refusedAndGone(wrongId, 'ssh-wrong to be refused again and its agent gone');
+      await setCredentials(passiveId, { privateKey: clientKey });
+      await waitUntil('ssh-src to run again', async () => (await passive(passiveId)).state === 'running' && t.server.appliance.agents.online(passiveId), 180_000);
+    }
   });
 
   test('sources list: name, OS, mode, online/offline, last seen, disks; a source page draws the used/unused bar from its newest point', async () => {
