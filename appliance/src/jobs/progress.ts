@@ -40,7 +40,9 @@ export class ProgressTracker {
       bytesChanged: report.bytesChanged,
       bytesSent: report.bytesSent,
       rate,
-      etaSeconds: rate && rate > 0 ? Math.round(left / rate) : left === 0 ? 0 : null,
+      // Everything read while changed blocks still upload (a slow link): the time left is the upload's, which the
+      // read rate cannot tell, so no ETA rather than a wrong "0 s" until the cycle commits.
+      etaSeconds: left === 0 ? (report.phase === 'Transferring' ? null : 0) : rate && rate > 0 ? Math.round(left / rate) : null,
       resumed: report.resumed,
       throttle,
       disks: report.disks.map((d) => ({ ...d })),
