@@ -57,6 +57,7 @@ export const ERRORS = {
   SSH_HOST_KEY_MISMATCH: { status: 409, user: true, hint: 'Compare the key with `ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub` on the source (console, not over the network); confirm it only if they match.' },
   SSH_HOST_KEY_UNCONFIRMED: { status: 409, user: true, hint: 'Confirm the source\'s SSH host key first: POST /api/v1/sources/ID/host-key with the fingerprint you checked on the source.' },
   SSH_UNREACHABLE: { status: 502, user: true, hint: 'Check the address and port, that sshd runs on the source, and that a firewall lets the appliance reach it; the appliance keeps trying.' },
+  PASSIVE_SOURCE_EXISTS: { status: 409, user: true, hint: 'That server is already a passive source with this user: open it (Sources) instead; its agent runs from that user\'s home directory, so two sources would stop each other.' },
   SSH_AUTH_FAILED: { status: 502, user: true, hint: 'Check the user name and password or key; the user must be root or allowed to run sudo without a password.' },
   AGENT_DEPLOY_FAILED: { status: 502, user: true, hint: 'The message names the step that failed on the source (upload, start); fix that there (disk space, noexec home, sudo) and the appliance tries again.' },
   LOGIN_FAILED: { status: 401, user: true, hint: 'Check the user name and the password (passwords are case-sensitive). An admin can set a new password for any user on the Appliance page of the web UI.' },

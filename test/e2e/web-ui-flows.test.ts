@@ -47,6 +47,8 @@ import { focused, horizontalOverflow, logIn, navLink, recordInPage, startBrowser
  */
 
 const MIB = 1024 * 1024;
+/** The test's sshd listens here too: a second passive source on the same address. */
+const SECOND_SSH_PORT = 2222;
 const ADMIN = 'admin';
 const PASSWORD = 'correct horse battery staple';
 const SOURCE = 'flow-src';
@@ -219,7 +221,7 @@ describe('web UI flows in a real browser', { timeout: 12 * 60_000 }, () => {
     await writeFile(path.join(work, 'authorized_keys'), await readFile(path.join(work, 'client.pub')));
     await chmod(path.join(work, 'host'), 0o600);
     clientKey = await readFile(path.join(work, 'client'), 'utf8');
-    sshd = await startSshd(ns, work, path.join(work, 'host'));
+    sshd = await startSshd(ns, work, path.join(work, 'host'), [22, SECOND_SSH_PORT]);
 
     // A GPT disk: ext4 with 32 MiB of incompressible files, swap, free space.
     image = path.join(work, 'source.img');
@@ -961,13 +963,19 @@ describe('web UI flows in a real browser', { timeout: 12 * 60_000 }, () => {
     assert.match(shown['Agent version'] ?? '', /\d+\.\d+\.\d+/);
   });
 
-  test('passive source: a wrong password shows an error that says what to do', async () => {
+  test('passive source: the same server and user twice is refused; a wrong password shows an error that says what to do', async () => {
     const { page } = b;
     await fresh('/sources/add-passive');
     await page.getByRole('heading', { name: 'Add a passive source' }).waitFor();
     await page.getByLabel('Host or IP address').fill(ns.nsAddress);
     await page.getByLabel('Name (optional)').fill('ssh-wrong');
     await page.locator('input[type="password"]').fill('not the password');
+    await page.getByRole('button', { name: 'Connect and show the host key' }).click();
+    // root@ADDRESS:22 is ssh-src already: its agent would be stopped by a second one in the same home directory.
+    await page.getByText('That server is already a passive source with this user').waitFor();
+    await page.getByText(/PASSIVE_SOURCE_EXISTS/).waitFor();
+    // The same address on another port stands for a second server (as behind a NAT's port forwards).
+    await page.getByLabel('SSH port').fill(String(SECOND_SSH_PORT));
     await page.getByRole('button', { name: 'Connect and show the host key' }).click();
     await page.getByLabel('The fingerprint matches what the source shows').check();
     await page.getByRole('button', { name: 'Confirm and deploy the agent' }).click();
@@ -1049,7 +1057,7 @@ describe('web UI flows in a real browser', { timeout: 12 * 60_000 }, () => {
       await ssh.getByText('New credentials saved. The status above shows how the new login goes.').waitFor();
       assert.ok(!(await change.getAttribute('class'))?.includes('primary'), 'Change credentials… is an ordinary button again');
       const shown = await definitions(page, 'section[aria-labelledby="ssh-h"]');
-      assert.equal(shown.SSH, `root@${ns.nsAddress}:22`);
+      assert.equal(shown.SSH, `root@${ns.nsAddress}:${SECOND_SSH_PORT}`);
       assert.match(shown['Agent version'] ?? '', /\d+\.\d+\.\d+/);
       assert.equal(await page.evaluate('window.__sameDocument'), true, 'the page was not reloaded');
       const seen = (await states.values()).filter((v, i, all) => v !== all[i - 1]);

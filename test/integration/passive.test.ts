@@ -96,6 +96,14 @@ describe('passive sources over SSH', { timeout: 15 * 60_000 }, () => {
       for (const line of keyBody) assert.equal(bytes.includes(line), false, `a line of the SSH private key is in ${entry.name}`);
     }
 
+    // The same server, port and user again: refused before anything is probed or stored.
+    const sourcesBefore = (await t.admin.json<unknown[]>(`${API_PREFIX}/sources`)).length;
+    await assert.rejects(
+      t.admin.json(`${API_PREFIX}/sources/passive`, { method: 'POST', body: { name: 'db-01 again', host: ns.nsAddress, port: 22, username: 'root', privateKey: clientKey } }),
+      (err: unknown) => err instanceof FerryError && err.code === 'PASSIVE_SOURCE_EXISTS' && err.message.includes(`source ${sourceId} (db-01)`),
+    );
+    assert.equal((await t.admin.json<unknown[]>(`${API_PREFIX}/sources`)).length, sourcesBefore);
+
     const wrong = await keygenFingerprint(path.join(work, 'host_b.pub'));
     await assert.rejects(
       t.admin.json(`${API_PREFIX}/sources/${sourceId}/host-key`, { method: 'POST', body: { sha256: wrong } }),

@@ -16,13 +16,14 @@ export interface Sshd {
   stop(): Promise<void>;
 }
 
-export async function startSshd(ns: LinkedNamespace, dir: string, hostKey: string): Promise<Sshd> {
+/** `ports`: where it listens (22 first; another port stands for a second server behind the same address). */
+export async function startSshd(ns: LinkedNamespace, dir: string, hostKey: string, ports: number[] = [22]): Promise<Sshd> {
   const config = path.join(dir, 'sshd_config');
   await writeFile(
     config,
     [
       `ListenAddress ${ns.nsAddress}`,
-      'Port 22',
+      ...ports.map((p) => `Port ${p}`),
       `HostKey ${hostKey}`,
       `PidFile ${dir}/sshd.pid`,
       `AuthorizedKeysFile ${dir}/authorized_keys`,

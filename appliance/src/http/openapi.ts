@@ -757,7 +757,7 @@ export const ROUTES: readonly Route[] = [
     credential: 'admin',
     body: { json: 'AddPassiveSourceRequest' },
     reply: { data: ref('AddPassiveSourceResponse') },
-    errors: ['SSH_UNREACHABLE'],
+    errors: ['SSH_UNREACHABLE', 'PASSIVE_SOURCE_EXISTS'],
   },
   { method: 'get', path: '/sources/{id}/passive', operationId: 'getPassiveSource', tag: 'sources', summary: 'A passive source with its SSH state', credential: 'admin', reply: { data: ref('PassiveSourceView') }, errors: ['SOURCE_NOT_FOUND', 'SOURCE_NOT_PASSIVE'] },
   {

@@ -59,6 +59,11 @@ export class PassiveService {
    * trusted) and records the source. The engineer compares the key with the source's own and confirms it.
    */
   async add(req: z.infer<typeof AddPassiveSourceRequestSchema>): Promise<AddPassiveSourceResponse> {
+    // One agent per user's home directory on a server: a second source there would stop the first one's agent.
+    const same = this.repo.list().find((r) => r.host.toLowerCase() === req.host.toLowerCase() && r.port === req.port && r.username === req.username);
+    if (same) {
+      throw new FerryError('PASSIVE_SOURCE_EXISTS', `source ${same.source_id} (${same.name}) already reaches ${req.username}@${req.host}:${req.port}`);
+    }
     const hostKey = await probeHostKey(req);
     const sourceId = this.repo.transaction(() => {
       const id = this.sources.create(req.name ?? req.host, null);

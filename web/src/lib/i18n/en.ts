@@ -61,6 +61,7 @@ export const en = {
   'err.POINT_IN_USE': 'The point is in use by a restore or a running cycle. Finish that restore or wait for the cycle, then try again.',
   'err.AGENT_BINARY_MISSING': 'The appliance has no agent executable to offer. Build it on the appliance with `make agent-binary`, then make the command again.',
   'err.ISO_NOT_BUILT': 'The restore ISO has not been built on this appliance. Run `make iso` on the appliance, then reload this page.',
+  'err.PASSIVE_SOURCE_EXISTS': "That server is already a passive source with this user: open it in Sources instead (two would stop each other's agent).",
   'err.SSH_AUTH_FAILED': 'The source refused the SSH login. Check the user name and password or key (can this user log in over SSH on the source?); the user must be root or allowed to run sudo without a password.',
   'err.SSH_UNREACHABLE': 'The appliance cannot reach the source over SSH. Check the address and port, that sshd runs on the source and that no firewall blocks the appliance; it keeps trying by itself.',
   'err.SSH_HOST_KEY_MISMATCH': 'The source presented another SSH host key. Compare it with `ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub` on the source’s console and confirm it only if they match.',

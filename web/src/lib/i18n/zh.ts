@@ -60,6 +60,7 @@ export const zh: Record<Key, string> = {
   'err.POINT_IN_USE': '该恢复点正被恢复或正在运行的同步使用。请先完成该恢复或等待同步结束，然后重试。',
   'err.AGENT_BINARY_MISSING': '设备上没有可提供的代理程序。请在设备上运行 `make agent-binary` 构建，然后重新生成命令。',
   'err.ISO_NOT_BUILT': '此设备上还没有构建恢复 ISO。请在设备上运行 `make iso`，然后重新加载本页。',
+  'err.PASSIVE_SOURCE_EXISTS': '该服务器已以此用户添加为被动源：请在“源服务器”中打开它（两个源会互相停止对方的代理）。',
   'err.SSH_AUTH_FAILED': '源服务器拒绝了 SSH 登录。请检查用户名和密码或密钥（该用户能否通过 SSH 登录源服务器？）；该用户必须是 root，或可以免密码使用 sudo。',
   'err.SSH_UNREACHABLE': '设备无法通过 SSH 连接到源服务器。请检查地址和端口、源服务器上 sshd 是否在运行，以及防火墙是否阻止了设备；设备会自动继续尝试。',
   'err.SSH_HOST_KEY_MISMATCH': '源服务器提供了另一个 SSH 主机密钥。请在源服务器控制台上用 `ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub` 比较，只有一致时才确认。',
