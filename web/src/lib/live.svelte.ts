@@ -118,6 +118,9 @@ class Live {
   }
 
   upsertPassive(p: PassiveSourceView): void {
+    // A reply that arrives after a newer live event (a PUT answered "connecting" after "running" came) is older news.
+    const shown = this.passive[p.sourceId];
+    if (shown && shown.updatedAt > p.updatedAt) return;
     this.passive[p.sourceId] = p;
   }
 
