@@ -9,7 +9,7 @@ import type { Page } from 'playwright-core';
 import { ferryOk, ROOT } from '../lib/cli.js';
 import { createPartitionedImage, withMounted } from '../lib/disk-image.js';
 import { startAgentDaemon, startTestAppliance, type AgentDaemon, type TestAppliance } from '../lib/jobs.js';
-import { startBrowser, type TestBrowser } from '../lib/browser.js';
+import { startBrowser, waitUntil, type TestBrowser } from '../lib/browser.js';
 import { ensureAgentBinary } from '../lib/agent-binary.js';
 
 /*
@@ -23,21 +23,6 @@ const PASSWORD = 'correct horse battery staple';
 const LANGS = ['en', 'zh-CN', 'ja'] as const;
 /** Where the test appliance looks for the restore ISO: its default, `make iso`'s output. */
 const DEFAULT_RESTORE_ISO = path.join(ROOT, 'iso/out/ferry-restore.iso');
-
-async function waitFor<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs = 120_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`);
-}
 
 /** A link of the main navigation (the dashboard repeats some of them). */
 const nav = (page: Page, name: string) => page.getByRole('navigation').getByRole('link', { name, exact: true });
@@ -185,7 +170,7 @@ describe('web UI in a real browser', { timeout: 10 * 60_000 }, () => {
     const diag = async (err: unknown): Promise<never> => {
       throw new Error(`${String(err)}\nbar: ${JSON.stringify(await shown())}\njob: ${JSON.stringify(await t.job(jobId))}\nagent: ${agent?.output() ?? ''}\n${t.server.appliance.jobs.logText(jobId)}`);
     };
-    const [first, later] = await waitFor<[number, number]>('the bar to move', async () => {
+    const [first, later] = await waitUntil<[number, number]>('the bar to move', async () => {
       const values = await shown();
       const at = values.findIndex((v) => v > 0 && v < 100);
       const next = at >= 0 ? values.slice(at + 1).find((v) => v > values[at]!) : undefined;
@@ -206,7 +191,7 @@ describe('web UI in a real browser', { timeout: 10 * 60_000 }, () => {
     assert.equal((await t.job(jobId)).state, 'Paused');
     await page.getByTestId('action-resume').click();
     await page.getByRole('dialog').getByRole('button', { name: 'Resume' }).click();
-    await waitFor('the job to run again', async () => ['Syncing', 'Waiting'].includes((await t.job(jobId)).state));
+    await waitUntil('the job to run again', async () => ['Syncing', 'Waiting'].includes((await t.job(jobId)).state));
 
     // The full cycle finishes: a point appears in the history without a reload.
     const waiting: JobView = await t.waitFor('the first point', jobId, (j) => j.state === 'Waiting' && j.pointCount === 1, 180_000);

@@ -128,6 +128,19 @@ describe('hostile input is refused with a 4xx and a code, stores nothing, and th
     await healthy();
   }
 
+  /** A /ui socket.io connection made with a web UI session, as the browser makes it. */
+  function uiSocket(cookie: string, csrf: string): Socket {
+    return io(new URL(UI_NAMESPACE, server.url).toString(), {
+      path: SOCKET_PATH,
+      transports: ['websocket'],
+      agent: agentHttps as unknown as string,
+      reconnection: false,
+      forceNew: true,
+      auth: { csrf },
+      extraHeaders: { cookie, origin: `https://${host}` },
+    });
+  }
+
   function fill(p: string, value: string): string {
     return `${API_PREFIX}${p.replace(/\{\w+\}/g, value)}`;
   }
@@ -229,15 +242,7 @@ describe('hostile input is refused with a 4xx and a code, stores nothing, and th
     const login = await call('POST', `${API_PREFIX}/login`, { body: { username: 'admin', password: PASSWORD } });
     const cookie = login.setCookie!.split(';')[0]!;
     const csrf = (login.data as { csrfToken: string }).csrfToken;
-    const socket = io(new URL(UI_NAMESPACE, server.url).toString(), {
-      path: SOCKET_PATH,
-      transports: ['websocket'],
-      agent: agentHttps as unknown as string,
-      reconnection: false,
-      forceNew: true,
-      auth: { csrf },
-      extraHeaders: { cookie, origin: `https://${host}` },
-    });
+    const socket = uiSocket(cookie, csrf);
     try {
       await new Promise<void>((resolve, reject) => {
         socket.once('connect', resolve);
@@ -256,17 +261,7 @@ describe('hostile input is refused with a 4xx and a code, stores nothing, and th
     const cookie = login.setCookie!.split(';')[0]!;
     const csrf = (login.data as { csrfToken: string }).csrfToken;
     const sessionId = Number(/ferry_session_(\d+)_/.exec(decodeURIComponent(cookie))![1]);
-    const open = () =>
-      io(new URL(UI_NAMESPACE, server.url).toString(), {
-        path: SOCKET_PATH,
-        transports: ['websocket'],
-        agent: agentHttps as unknown as string,
-        reconnection: false,
-        forceNew: true,
-        auth: { csrf },
-        extraHeaders: { cookie, origin: `https://${host}` },
-      });
-    const socket = open();
+    const socket = uiSocket(cookie, csrf);
     try {
       await new Promise<void>((resolve, reject) => {
         socket.once('connect', resolve);
@@ -281,7 +276,7 @@ describe('hostile input is refused with a 4xx and a code, stores nothing, and th
     } finally {
       socket.close();
     }
-    const again = open();
+    const again = uiSocket(cookie, csrf);
     try {
       const err = await new Promise<Error & { data?: { code?: string } }>((resolve, reject) => {
         again.once('connect', () => reject(new Error('a timed-out session connected')));

@@ -3,13 +3,11 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
+import { readFile, readdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { runCompatibility, runCommand, type CompatStep } from './index.js';
-import { inChroot, withFixtureRoot } from './test-fixture.js';
+import { inChroot, withFixtureRoot, withImageCopy } from './test-fixture.js';
 
 // The dracut path and guest-tool removal on a real system: a Debian bookworm disk image whose initramfs is
 // built by dracut, with open-vm-tools and hyperv-daemons installed (test/fixtures/debian-dracut.sh), on a loop
@@ -21,13 +19,6 @@ const skip = asRoot ? false : 'needs root and loop devices';
 
 const execFileP = promisify(execFile);
 const FIXTURE = fileURLToPath(new URL('../../../test/fixtures/debian-dracut.sh', import.meta.url));
-// test/lib is outside this package (which must not compile it): imported at run time, typed here by hand.
-interface DiskImageModule {
-  attach(image: string, expectPartitions?: number): Promise<string>;
-  detach(dev: string): Promise<void>;
-}
-const diskImage = async () => (await import(new URL('../../../test/lib/disk-image.ts', import.meta.url).href)) as DiskImageModule;
-
 /** The cached fixture image, built on first use (a few minutes). */
 async function ensureDracutSource(): Promise<string> {
   try {
@@ -35,25 +26,6 @@ async function ensureDracutSource(): Promise<string> {
     return stdout.trim().split('\n').pop()!;
   } catch (err) {
     throw new Error(`${FIXTURE} failed: ${((err as { stderr?: string }).stderr ?? String(err)).slice(-4000)}`);
-  }
-}
-
-/** Runs fn on a loop device holding a private copy of the fixture; detaches and deletes it afterwards. */
-async function withDracutCopy<T>(fn: (dev: string) => Promise<T>): Promise<T> {
-  const image = await ensureDracutSource();
-  const disk = await diskImage();
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-dracut-'));
-  try {
-    const copy = path.join(dir, 'source.img');
-    await execFileP('cp', ['--sparse=always', image, copy]);
-    const dev = await disk.attach(copy, 1);
-    try {
-      return await fn(dev);
-    } finally {
-      await disk.detach(dev);
-    }
-  } finally {
-    await rm(dir, { recursive: true, force: true });
   }
 }
 
@@ -71,7 +43,7 @@ async function packageStatus(root: string, name: string): Promise<string> {
 }
 
 test('on a Debian system that uses dracut, compatibility processing adds virtio with dracut and removes open-vm-tools and hyperv-daemons', { skip, timeout: 20 * 60_000 }, async (t) => {
-  await withDracutCopy(async (dev) => {
+  await withImageCopy(await ensureDracutSource(), 1, async (dev) => {
     const before = new Map<string, string>();
     await withFixtureRoot(dev, async (root) => {
       for (const v of await readdir(`${root}/lib/modules`)) before.set(v, await sha256(`${root}/boot/initrd.img-${v}`));

@@ -20,13 +20,17 @@ const testDir = new URL('../../../test/', import.meta.url);
 /** Runs fn on a loop device holding a private copy of the Debian source fixture (built on first use). */
 export async function withFixtureCopy<T>(fn: (dev: string) => Promise<T>): Promise<T> {
   const fixture = (await import(new URL('fixtures/debian-source.ts', testDir).href)) as FixtureModule;
+  return withImageCopy(await fixture.ensureDebianSource(), 2, fn);
+}
+
+/** Runs fn on a loop device holding a sparse private copy of `image` (with `partitions` partitions); detaches and deletes it afterwards. */
+export async function withImageCopy<T>(image: string, partitions: number, fn: (dev: string) => Promise<T>): Promise<T> {
   const disk = (await import(new URL('lib/disk-image.ts', testDir).href)) as DiskImageModule;
-  const image = await fixture.ensureDebianSource();
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-compat-'));
   try {
     const copy = path.join(dir, 'source.img');
     await execFileP('cp', ['--sparse=always', image, copy]);
-    const dev = await disk.attach(copy, 2);
+    const dev = await disk.attach(copy, partitions);
     try {
       return await fn(dev);
     } finally {
