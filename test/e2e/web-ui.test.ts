@@ -4,9 +4,10 @@ import { mkdtemp, open, rm, stat, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
-import { API_PREFIX, RESTORE_CODE_PATTERN, type JobView } from '@ferry/protocol';
+import { API_PREFIX, BlockIndex, BlockKind, RESTORE_CODE_PATTERN, type JobView, type Point } from '@ferry/protocol';
+import { openStores } from '@ferry/appliance/testing';
 import type { Page } from 'playwright-core';
-import { ferryOk, ROOT } from '../lib/cli.js';
+import { ferryOk, ROOT, TEST_PASSPHRASE } from '../lib/cli.js';
 import { createPartitionedImage, withMounted } from '../lib/disk-image.js';
 import { startAgentDaemon, startTestAppliance, type AgentDaemon, type TestAppliance } from '../lib/jobs.js';
 import { startBrowser, waitUntil, type TestBrowser } from '../lib/browser.js';
@@ -245,13 +246,45 @@ describe('web UI in a real browser', { timeout: 10 * 60_000 }, () => {
     await b.screenshot('restores');
   });
 
-  test('the appliance page: fingerprint, users, storage verify', async () => {
+  test('the appliance page: fingerprint, users, storage verify (clean, then a damaged chunk named by point)', async () => {
     const { page } = b;
     await nav(page, 'Appliance').click();
     assert.equal((await page.getByTestId('appliance-fingerprint').innerText()).trim(), t.server.fingerprint);
     await page.getByTestId('verify').click();
     await page.getByTestId('verify-result').getByText('All good').waitFor({ timeout: 120_000 });
     await b.screenshot('appliance');
+
+    // One byte of a stored chunk of the first point inverted: verify names that point and the block's chunk.
+    const point = (await t.admin.json<Point[]>(`${API_PREFIX}/points`))[0]!;
+    const index = BlockIndex.parse(await t.admin.bytes(`${API_PREFIX}/points/${point.id}/disks/${point.disks[0]!.diskId}/index`));
+    let n = 0;
+    while (index.kind(n) !== BlockKind.Data) n++;
+    const { chunks } = await openStores(t.dataDir, TEST_PASSPHRASE);
+    const file = chunks.pathOf(index.chunkIdHex(n));
+    const invert = async (): Promise<void> => {
+      const fh = await open(file, 'r+');
+      try {
+        const one = Buffer.alloc(1);
+        await fh.read(one, 0, 1, 80);
+        one[0]! ^= 0xff;
+        await fh.write(one, 0, 1, 80);
+      } finally {
+        await fh.close();
+      }
+    };
+    await invert();
+    try {
+      await page.getByTestId('verify').click();
+      await page.getByTestId('verify-result').getByText('1 damaged chunk(s) found.').waitFor({ timeout: 120_000 });
+      const section = page.locator('section[aria-labelledby="verify-h"]');
+      await section.getByText(`${point.name} (#${point.id})`).waitFor();
+      await section.getByText('Run a new cycle of their jobs (sync now) so fresh points are made, then delete the damaged ones.', { exact: false }).waitFor();
+      await b.screenshot('verify-damaged');
+    } finally {
+      await invert();
+    }
+    await page.getByTestId('verify').click();
+    await page.getByTestId('verify-result').getByText('All good').waitFor({ timeout: 120_000 });
     await nav(page, 'Dashboard').click();
     await page.getByTestId('dedupe').waitFor();
     await b.screenshot('dashboard');
