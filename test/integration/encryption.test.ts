@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { io } from 'socket.io-client';
 import { AGENT_NAMESPACE, API_PREFIX, ApplianceClient, BlockIndex, BlockKind, initHashing, SOCKET_PATH, UI_NAMESPACE, type JobView, type Point } from '@ferry/protocol';
-import { openStores } from '@ferry/appliance/testing';
+import { openStores, ROUTES } from '@ferry/appliance/testing';
 import { enrollAgent, ferry, ferryOk, sh, startAppliance, TEST_PASSPHRASE, testPassphraseFile, type RunningAppliance } from '../lib/cli.js';
 import { type BackupJson } from '../lib/fixture-data.js';
 import { createPartitionedImage, treeChecksums, withMounted } from '../lib/disk-image.js';
@@ -217,19 +217,17 @@ describe('encryption at rest', { timeout: 20 * 60_000 }, () => {
     assert.match(page.body, /locked/);
     assert.match(page.body, /<form/);
 
+    // Every route of the API (ids filled in) but health, unlock and initialise, and the files around it.
+    const apiRoutes = ROUTES.filter((r) => !['/health', '/unlock', '/initialize'].includes(r.path)).map(
+      (r) => [r.method.toUpperCase(), `${API_PREFIX}${r.path.replace(/\{\w+\}/g, String(pointB.point.id))}`] as const,
+    );
+    assert.ok(apiRoutes.length > 60);
     for (const [method, route] of [
-      ['GET', `${API_PREFIX}/sources`],
-      ['GET', `${API_PREFIX}/points`],
-      ['GET', `${API_PREFIX}/points/${pointB.point.id}/disks/1/index`],
-      ['GET', `${API_PREFIX}/jobs`],
-      ['GET', `${API_PREFIX}/appliance`],
-      ['GET', `${API_PREFIX}/openapi.json`],
-      ['POST', `${API_PREFIX}/cycles`],
-      ['POST', `${API_PREFIX}/chunks/missing`],
-      ['POST', `${API_PREFIX}/enroll`],
-      ['GET', '/downloads/ferry-agent'],
-      ['GET', '/assets/index.js'],
-    ] as const) {
+      ...apiRoutes,
+      ['GET', `${API_PREFIX}/points/${pointB.point.id}/disks/1/index`] as const,
+      ['GET', '/downloads/ferry-agent'] as const,
+      ['GET', '/assets/index.js'] as const,
+    ]) {
       const r = await call(url, fingerprint, route, { method, auth: token, ...(method === 'POST' ? { body: {} } : {}) });
       assert.equal(r.status, 503, `${method} ${route}: ${r.body}`);
       assert.equal((JSON.parse(r.body) as { code: string }).code, 'APPLIANCE_LOCKED', `${method} ${route}`);
