@@ -164,7 +164,7 @@ describe('the restore wizard at the console: every answer typed, a refused finge
     assert.deepEqual(view.verified, []);
   });
 
-  test('every answer typed: NIC, static address, gateway, DNS, appliance, fingerprint refused then confirmed, code, WRITE; the VM powers off and the disk equals the point', async () => {
+  test('every answer typed: NIC, static address, gateway, DNS, appliance, fingerprint refused then confirmed, code, WRITE; the VM reboots and the disk equals the point', async () => {
     const { code, restore } = await restoreCode(1);
     const target = await blank('target.img', SOURCE_MIB * 1024 * 1024);
     const vm = await startVm({
@@ -172,8 +172,9 @@ describe('the restore wizard at the console: every answer typed, a refused finge
       kernel,
       initrd,
       cdrom: iso,
-      // Only how the run ends comes from the kernel command line; the wizard asks for everything else.
-      append: 'console=ttyS0,115200 quiet ferry.compat=0 ferry.reboot=0',
+      // Only ferry.compat comes from the kernel command line; the wizard asks for everything else, and the run
+      // ends as a field engineer's does: it reboots (the migration proof checks ferry.reboot=0's power-off).
+      append: 'console=ttyS0,115200 quiet ferry.compat=0',
       disks: [{ file: target, interface: 'virtio' }],
       nics: [{ tap: TAP, mac: '52:54:00:f3:44:02' }],
       memoryMiB: 1536,
@@ -221,16 +222,16 @@ describe('the restore wizard at the console: every answer typed, a refused finge
     await d.expect(new RegExp(`== 4\\. Disks ==\\r?\\n\\s+source disk\\s+->\\s+target disk\\r?\\n\\s+${lit(point.disks[0]!.key)} ${lit(size)}\\s+->\\s+/dev/vda ${lit(size)}\\r?\\n`));
     await d.answer(/Type WRITE to erase and write the target disk\(s\) above: /, 'WRITE');
 
-    // 5. The restore, then no compatibility processing (ferry.compat=0), then power off.
+    // 5. The restore, then no compatibility processing (ferry.compat=0), then the reboot.
     await d.expect(/== 5\. Restore ==/);
     await d.expect(new RegExp(`${lit(point.disks[0]!.key)} -> /dev/vda: \\S+ \\S+ written, verified`), 10 * MIN);
     await d.expect(/\[skip\] compatibility: ferry\.compat=0: the restored disks are as the source left them/);
     await d.expect(/FERRY-RESTORE-DONE CYCLE_1\r?\n/);
-    await d.expect(/Powering off \(ferry\.reboot=0\)\./);
-    // The VM powers itself off: QEMU exits (-no-reboot would make a reboot exit it too; the kernel's last
-    // words tell them apart).
+    await d.expect(/Rebooting into the restored system\.\.\./);
+    // The VM restarts: with -no-reboot QEMU exits then (a power-off exits it too; the kernel's last words tell
+    // them apart).
     assert.equal(await vm.exited(3 * MIN), 0);
-    assert.match(d.since(), /reboot: Power down/);
+    assert.match(d.since(), /reboot: Restarting system/);
     assert.doesNotMatch(vm.output(), /FERRY-RESTORE-FAILED|\(error [A-Z_]+\)|could not report/, 'no refusal or failure on the way');
 
     // The target disk is the backed-up point, byte for byte (and file for file, for whoever reads a failure).
