@@ -25,6 +25,11 @@ const LOGS = path.join(ROOT, 'test/out/migration');
 const TAP = 'ftap0';
 const APPLIANCE_IP = '198.18.0.1';
 const VM_IP = '198.18.0.2';
+/** The target VM's NIC, the same in the ISO's run and in the restored system's boot (it is one machine). */
+const VM_MAC = '52:54:00:18:00:02';
+/** What udhcpd in the namespace leases to the restored system. */
+const DHCP_START = '198.18.0.100';
+const DHCP_END = '198.18.0.199';
 const MIN = 60_000;
 
 function inNs(args: string[]): string[] {
@@ -52,6 +57,61 @@ async function fatFiles(image: string, offset: number): Promise<string[]> {
     .split('\n')
     .map((l) => l.trim().replace(/^::/, ''))
     .filter((l) => l !== '' && !l.endsWith('/'));
+}
+
+/**
+ * busybox udhcpd on the tap device in the namespace: the DHCP server of the network the restored VM boots on.
+ * `leases()` has it write its lease file (SIGUSR1) and reads that with dumpleases; `stop()` ends it.
+ */
+async function startDhcpServer(dir: string): Promise<{ child: ChildProcess; leases(): Promise<string>; stop(): Promise<void> }> {
+  await mkdir(dir, { recursive: true });
+  const leaseFile = path.join(dir, 'udhcpd.leases');
+  const conf = path.join(dir, 'udhcpd.conf');
+  await writeFile(
+    conf,
+    [`interface ${TAP}`, `start ${DHCP_START}`, `end ${DHCP_END}`, 'max_leases 100', `lease_file ${leaseFile}`, `pidfile ${path.join(dir, 'udhcpd.pid')}`, 'opt subnet 255.255.255.0', `opt router ${APPLIANCE_IP}`, 'opt lease 3600', ''].join('\n'),
+  );
+  // `ip netns exec` execs the program: the child is udhcpd itself, so signals reach it.
+  const child = spawn('ip', inNs(['busybox', 'udhcpd', '-f', conf]), { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  const gone = () => (child.exitCode !== null || child.signalCode !== null ? new Error(`udhcpd exited (${child.exitCode ?? child.signalCode}):\n${out}`) : undefined);
+  for (let i = 0; i < 100 && !out.includes('started'); i++) {
+    const e = gone();
+    if (e) throw e;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  if (!out.includes('started')) throw new Error(`udhcpd did not start in 10 s:\n${out}`);
+  return {
+    child,
+    async leases() {
+      const e = gone();
+      if (e) throw e;
+      // udhcpd writes the file when it gets to the signal (it may be busy for seconds, e.g. ARP-pinging an
+      // address before offering it) and says so on stderr first.
+      const signalled = () => out.split('received SIGUSR1').length;
+      const before = signalled();
+      child.kill('SIGUSR1');
+      for (let i = 0; i < 150 && signalled() === before && !gone(); i++) await new Promise((r) => setTimeout(r, 100));
+      if (signalled() === before) throw gone() ?? new Error(`udhcpd did not write its lease file in 15 s:\n${out}`);
+      await new Promise((r) => setTimeout(r, 300));
+      return sh('busybox', ['dumpleases', '-f', leaseFile]);
+    },
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+/** The address in dumpleases output leased to `mac`, if any. */
+function leasedAddress(dump: string, mac: string): string | undefined {
+  return dump
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .find((f) => f[0]?.toLowerCase() === mac.toLowerCase())?.[1];
 }
 
 function startApplianceInNs(dataDir: string): Promise<{ child: ChildProcess; fingerprint: string }> {
@@ -84,6 +144,8 @@ describe('migration proof: a source that cannot boot on virtio is restored by th
   let work: string;
   let appliance: ChildProcess | undefined;
   const vms: Vm[] = [];
+  /** DHCP servers in the namespace, stopped in after() should a test fail before it stops its own. */
+  const dhcpServers: { stop(): Promise<void> }[] = [];
   /** What the refusal test reuses from the migration: the appliance, its fingerprint, a point and the ISO. */
   let ctx: { fingerprint: string; dataDir: string; pointId: number; sourceSize: number; kernel: string; initrd: string; iso: string } | undefined;
 
@@ -99,6 +161,7 @@ describe('migration proof: a source that cannot boot on virtio is restored by th
 
   after(async () => {
     for (const vm of vms) await vm.kill();
+    for (const d of dhcpServers) await d.stop();
     if (appliance && appliance.exitCode === null) {
       const exited = new Promise((r) => appliance!.once('exit', r));
       appliance.kill('SIGTERM');
@@ -197,7 +260,7 @@ describe('migration proof: a source that cannot boot on virtio is restored by th
       cdrom: iso,
       append: `console=ttyS0,115200 ferry.ip=${VM_IP}/24 ferry.appliance=${APPLIANCE_IP} ferry.fingerprint=${fingerprint} ferry.code=${code} ferry.auto=1 ferry.reboot=0`,
       disks: [{ file: target, interface: 'virtio' }],
-      nics: [{ tap: TAP, model: 'virtio-net-pci' }],
+      nics: [{ tap: TAP, model: 'virtio-net-pci', mac: VM_MAC }],
       memoryMiB: 1536,
       serialLog: log,
       // OVMF on the default i440FX machine does not show the guest an IDE CD; on q35 the CD sits on AHCI.
@@ -214,11 +277,23 @@ describe('migration proof: a source that cannot boot on virtio is restored by th
     if (firmware === 'uefi') {
       assert.match(out, /\[ ok \] bootloader: grub-install --target=x86_64-efi .*--removable/, `GRUB was reinstalled for UEFI at the fallback path:\n${steps}`);
     }
+    // The fixture's /etc/network/interfaces configures ens3 statically. On the default (i440FX) machine the
+    // NIC is in PCI slot 3, which udev names ens3: the old name is still there and the configuration stays.
+    // UEFI runs on q35, where the NIC is enp0s2: ens3 no longer exists, so enp0s2 gets DHCP.
+    const newNic = firmware === 'uefi' ? 'enp0s2' : 'ens3';
+    if (firmware === 'uefi') {
+      assert.match(out, /\[ ok \] network: ifupdown: dropped ens3, DHCP on enp0s2 \(original: \/etc\/network\/interfaces\.ferry-backup\)/, `the network step moved ens3's configuration to DHCP on enp0s2:\n${steps}`);
+    } else {
+      assert.match(out, /\[skip\] network: every NIC named in \/etc\/network\/interfaces.* is present \(ens3\)/, `the network step kept the configuration of ens3, a NIC this VM has:\n${steps}`);
+    }
     if (variant === 'lvm') {
       assert.match(out, new RegExp(`\\[ ok \\] root: \\S*${LVM_VG}\\S*root \\(ext4\\).*/boot from /dev/vda1`), `the root was found on the logical volume, /boot on its partition:\n${steps}`);
       assert.match(out, new RegExp(`\\[ ok \\] bootloader: .*root=${LVM_ROOT_MAPPER}`), `GRUB boots the root by its LVM name:\n${steps}`);
       assert.match(out, new RegExp(`\\[ ok \\] unmount: .*deactivated ${LVM_VG}`), `the volume group was deactivated before the reboot:\n${steps}`);
     }
+    // ferry.reboot=0: once everything is written and reported, the ISO powers the VM off by itself.
+    assert.equal(await restoreVm.exited(3 * MIN), 0, 'the restore VM powered itself off');
+    assert.match(restoreVm.output(), /Powering off \(ferry\.reboot=0\)\.[\s\S]*reboot: Power down/);
     await restoreVm.kill();
 
     // The appliance has the restore as the console showed it: done, with every compatibility step and its result.
@@ -243,9 +318,46 @@ describe('migration proof: a source that cannot boot on virtio is restored by th
       assert.ok(files.includes('/EFI/BOOT/BOOTX64.EFI'), `compatibility processing put a loader at the fallback path: ${files.join(', ')}`);
     }
 
-    const restored = await startVm({ firmware, disks: [{ file: target, interface: 'virtio' }], serialLog: path.join(LOGS, `${variant}-restored-virtio.log`) });
-    vms.push(restored);
-    await restored.waitFor(new RegExp(`FERRY-BOOT-MARKER: ${marker}`), 5 * MIN);
+    // The restored disk boots on the machine the ISO ran on (the ISO's VM is gone, so its tap is free): the
+    // same disk, the same NIC (model, PCI slot, MAC) on the same tap, and a DHCP server on that network.
+    const dhcp = await startDhcpServer(path.join(work, `dhcp-${variant}`));
+    dhcpServers.push(dhcp);
+    let restored: Vm | undefined;
+    try {
+      const restoredLog = path.join(LOGS, `${variant}-restored-virtio.log`);
+      restored = await startVm({
+        firmware,
+        netns: NS,
+        disks: [{ file: target, interface: 'virtio' }],
+        nics: [{ tap: TAP, model: 'virtio-net-pci', mac: VM_MAC }],
+        serialLog: restoredLog,
+        ...(firmware === 'uefi' ? { extraArgs: ['-machine', 'q35'] } : {}),
+      });
+      vms.push(restored);
+      await restored.waitFor(new RegExp(`FERRY-BOOT-MARKER: ${marker}`), 5 * MIN);
+      // ifupdown's allow-hotplug: udev starts ifup@NIC for the NIC under the name the restored system gave it.
+      await restored.waitFor(new RegExp(`(Started|Finished) .*ifup@${newNic}\\.service`), 3 * MIN);
+      if (firmware === 'uefi') {
+        // The restored system asked for an address on enp0s2 and got one: a lease for this VM's MAC.
+        let address: string | undefined;
+        let dump = '';
+        for (let i = 0; i < 120 && address === undefined; i++) {
+          dump = await dhcp.leases();
+          address = leasedAddress(dump, VM_MAC);
+          if (address === undefined) await new Promise((r) => setTimeout(r, 1000));
+        }
+        assert.ok(address, `udhcpd leased an address to ${VM_MAC} (serial log: ${restoredLog}):\n${dump}`);
+        // Both ways: the namespace reaches the restored system at the leased address.
+        await sh('ip', inNs(['busybox', 'ping', '-c', '1', '-W', '5', address]));
+      } else {
+        assert.doesNotMatch(restored.output(), new RegExp(`ifup@${newNic}\\.service.*FAILED|Failed to start .*ifup@${newNic}`), `ifup ${newNic} succeeded (serial log: ${restoredLog})`);
+        assert.equal(leasedAddress(await dhcp.leases(), VM_MAC), undefined, 'the static configuration of ens3 was kept: no DHCP');
+      }
+    } finally {
+      // The tap is the next VM's: this one goes before the next case starts.
+      await restored?.kill();
+      await dhcp.stop();
+    }
   }
 
   test('BIOS: restore the incremental point with the ISO onto a virtio disk, then boot it', () => migrate('bios'));
