@@ -141,6 +141,24 @@ describe('hostile input is refused with a 4xx and a code, stores nothing, and th
     });
   }
 
+  /** Logs in as the admin and opens a /ui socket with that session; resolves once it is connected. */
+  async function loggedInSocket(): Promise<{ cookie: string; csrf: string; socket: Socket }> {
+    const login = await call('POST', `${API_PREFIX}/login`, { body: { username: 'admin', password: PASSWORD } });
+    const cookie = login.setCookie!.split(';')[0]!;
+    const csrf = (login.data as { csrfToken: string }).csrfToken;
+    const socket = uiSocket(cookie, csrf);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        socket.once('connect', resolve);
+        socket.once('connect_error', reject);
+      });
+    } catch (err) {
+      socket.close();
+      throw err;
+    }
+    return { cookie, csrf, socket };
+  }
+
   function fill(p: string, value: string): string {
     return `${API_PREFIX}${p.replace(/\{\w+\}/g, value)}`;
   }
@@ -239,15 +257,8 @@ describe('hostile input is refused with a 4xx and a code, stores nothing, and th
   });
 
   test('logout closes the open /ui sockets of that session at once', async () => {
-    const login = await call('POST', `${API_PREFIX}/login`, { body: { username: 'admin', password: PASSWORD } });
-    const cookie = login.setCookie!.split(';')[0]!;
-    const csrf = (login.data as { csrfToken: string }).csrfToken;
-    const socket = uiSocket(cookie, csrf);
+    const { cookie, csrf, socket } = await loggedInSocket();
     try {
-      await new Promise<void>((resolve, reject) => {
-        socket.once('connect', resolve);
-        socket.once('connect_error', reject);
-      });
       const gone = new Promise<string>((resolve) => socket.once('disconnect', resolve));
       assert.equal((await call('POST', `${API_PREFIX}/logout`, { cookie, headers: { 'x-ferry-csrf': csrf } })).status, 200);
       assert.equal(await gone, 'io server disconnect');
@@ -257,16 +268,9 @@ describe('hostile input is refused with a 4xx and a code, stores nothing, and th
   });
 
   test('a session that times out while its /ui socket is open loses it at the next sweep, and cannot connect again', async () => {
-    const login = await call('POST', `${API_PREFIX}/login`, { body: { username: 'admin', password: PASSWORD } });
-    const cookie = login.setCookie!.split(';')[0]!;
-    const csrf = (login.data as { csrfToken: string }).csrfToken;
+    const { cookie, csrf, socket } = await loggedInSocket();
     const sessionId = Number(/ferry_session_(\d+)_/.exec(decodeURIComponent(cookie))![1]);
-    const socket = uiSocket(cookie, csrf);
     try {
-      await new Promise<void>((resolve, reject) => {
-        socket.once('connect', resolve);
-        socket.once('connect_error', reject);
-      });
       const gone = new Promise<string>((resolve) => socket.once('disconnect', resolve));
       // 31 minutes without a request: idle timeout. The server's 30 s timer sweeps; here the sweep is run once.
       const a = server.appliance;
