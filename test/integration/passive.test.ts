@@ -176,6 +176,13 @@ describe('passive sources over SSH', { timeout: 15 * 60_000 }, () => {
     await new Promise((r) => setTimeout(r, 3500));
     const still = await passive(sourceId);
     assert.deepEqual([still.state, still.updatedAt], ['failed', refused.updatedAt], 'no second login attempt with the refused key');
+    // Nor after the appliance restarts its passive drivers (as at power-on).
+    const passiveService = t.server.appliance.passive;
+    await passiveService.close();
+    passiveService.start({ host: '127.0.0.1', port: t.server.port, fingerprint: t.server.fingerprint });
+    await new Promise((r) => setTimeout(r, 3500));
+    const afterStart = await passive(sourceId);
+    assert.deepEqual([afterStart.state, afterStart.updatedAt], ['failed', refused.updatedAt], 'a restart does not try the refused key again');
 
     await assert.rejects(
       t.admin.json(`${API_PREFIX}/sources/${sourceId}/passive/credentials`, { method: 'PUT', body: { password: 'x', privateKey: clientKey } }),

@@ -114,9 +114,13 @@ export class PassiveRepository {
     return (this.db.prepare(`${SELECT} ORDER BY p.source_id`).all() as PassiveRow[]).map((r) => this.#open(r)!);
   }
 
-  /** Sources whose key is trusted: the ones the appliance keeps connected. */
+  /**
+   * Sources whose key is trusted: the ones the appliance keeps connected. A refused login waits for new
+   * credentials across restarts too (retrying it at each start would still count against the account).
+   */
   trusted(): PassiveRow[] {
-    return (this.db.prepare(`${SELECT} WHERE p.host_key_sha256 IS NOT NULL AND p.state != 'host-key-changed' ORDER BY p.source_id`).all() as PassiveRow[]).map(
+    const waiting = "p.state = 'host-key-changed' OR (p.state = 'failed' AND p.code IS 'SSH_AUTH_FAILED')";
+    return (this.db.prepare(`${SELECT} WHERE p.host_key_sha256 IS NOT NULL AND NOT (${waiting}) ORDER BY p.source_id`).all() as PassiveRow[]).map(
       (r) => this.#open(r)!,
     );
   }
