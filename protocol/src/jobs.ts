@@ -176,6 +176,11 @@ export interface JobView {
   pointCount: number;
   progress: JobProgress | null;
   allowedActions: JobAction[];
+  /**
+   * Grows every time the appliance builds a view of a job, also across restarts: of two views of one job, the one
+   * with the higher revision is the newer. A client that gets both a reply and a live event keeps the higher.
+   */
+  revision: number;
 }
 
 export interface JobTransition {

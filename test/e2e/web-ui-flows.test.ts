@@ -600,8 +600,20 @@ describe('web UI flows in a real browser', { timeout: 12 * 60_000 }, () => {
     const { page } = b;
     const away = `${image}.away`;
     await rename(image, away);
+    // The reply to Sync now (the job Waiting, its cycle due now) is held back until the live event that says the cycle failed has been
+    // shown: arriving last, the older reply must not put the page back to Waiting.
+    const held = '**/api/v1/jobs/*/sync-now';
+    let replied: JobActionResult | undefined;
+    await page.route(held, async (route) => {
+      const response = await route.fetch();
+      await stateShown(page, 'InError');
+      replied = ((await response.json()) as { data: JobActionResult }).data;
+      await route.fulfill({ response });
+    });
     try {
       await confirmAction('sync-now', 'An incremental cycle starts now instead of at the scheduled time. Only blocks changed since the last point are sent.', 'Sync now');
+      assert.equal(replied?.job.state, 'Waiting', 'the reply, shown last, said Waiting');
+      assert.equal(await page.getByTestId('job-state').getAttribute('data-state'), 'InError', 'the page kept the newer state');
       const failed = await t.waitFor('InError', jobId, (j) => j.state === 'InError', 120_000);
       assert.equal(failed.error?.code, 'DISK_UNREADABLE');
       await stateShown(page, 'InError');
@@ -610,6 +622,7 @@ describe('web UI flows in a real browser', { timeout: 12 * 60_000 }, () => {
       assert.match(await alert.innerText(), /Error code DISK_UNREADABLE/);
       assert.match(await alert.innerText(), /Fix the cause named above, then press Retry/);
     } finally {
+      await page.unroute(held);
       await rename(away, image);
     }
     // The Dashboard, opened in another tab, raises it as an error naming the source and what failed, with a link to the job.

@@ -466,6 +466,7 @@ const RESPONSES = {
     pointCount: count(),
     progress: nullable(ref('JobProgress')),
     allowedActions: array(oneOfValues(JOB_ACTIONS), 'The actions the job accepts in its state.'),
+    revision: count('Grows with every view the appliance builds of the job, also across restarts: of two views of one job (a reply and a live event), the higher is the newer.'),
   }),
   JobActionResult: object<JobActionResult>('The job as it is now, and what the action means for it.', {
     job: ref('JobView'),

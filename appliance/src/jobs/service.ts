@@ -32,6 +32,16 @@ import type { SourceRepository } from '../sources/repository.js';
 import type { JobPatch, JobRepository, JobRow } from './repository.js';
 import { ProgressTracker } from './progress.js';
 
+let lastRevision = 0;
+/**
+ * A job view's revision: one more than the last, and never less than the wall clock in microseconds, so views built
+ * after a restart still count as newer than those built before it (while the clock does not go back).
+ */
+function nextRevision(): number {
+  lastRevision = Math.max(lastRevision + 1, Date.now() * 1000);
+  return lastRevision;
+}
+
 /** Commands to a source's agent over its control channel. */
 export interface AgentLink {
   online(sourceId: number): boolean;
@@ -657,6 +667,7 @@ export class JobService {
       pointCount: this.repo.pointCount(j.id),
       progress: this.#progress.get(j.id),
       allowedActions: actionsFor(j.state),
+      revision: nextRevision(),
     };
   }
 }

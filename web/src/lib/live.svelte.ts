@@ -91,8 +91,14 @@ class Live {
 
   /** Loads the current state (after connecting and after any reconnect, so nothing missed stays stale). */
   async refresh(): Promise<void> {
+    // What was shown when asking: a view that changed while the reply was on its way came from a live event and is
+    // kept if it is the newer. Anything else is replaced (revisions seen before an appliance restart do not count).
+    const asked = new Map(this.jobs.map((j) => [j.id, j.revision]));
     const [jobs, restores] = await Promise.all([get<JobView[]>('/jobs'), get<RestoreView[]>('/restores')]);
-    this.jobs = jobs;
+    this.jobs = jobs.map((j) => {
+      const shown = this.job(j.id);
+      return shown && shown.revision !== asked.get(j.id) && shown.revision > j.revision ? shown : j;
+    });
     for (const r of restores) if (r.state === 'active') this.#watched.add(r.id);
     this.restores = restores;
     if (this.sources !== null) await this.loadSources();
@@ -130,6 +136,9 @@ class Live {
 
   upsertJob(job: JobView): void {
     const i = this.jobs.findIndex((j) => j.id === job.id);
+    // A reply and a live event can arrive in either order: the reply to sync-now after the event that says the cycle
+    // already failed. The older view is dropped.
+    if (i >= 0 && this.jobs[i]!.revision > job.revision) return;
     if (i >= 0) this.jobs[i] = job;
     else this.jobs.push(job);
     if (job.state !== 'Syncing' && job.state !== 'Completing') delete this.progress[job.id];
@@ -138,6 +147,9 @@ class Live {
   upsertRestore(r: RestoreView): void {
     if (r.state === 'active') this.#watched.add(r.id);
     const i = this.restores.findIndex((x) => x.id === r.id);
+    // The reply to creating a restore can come after the first progress its restore program reported.
+    const shownAt = i >= 0 ? this.restores[i]!.updatedAt : null;
+    if (shownAt !== null && (r.updatedAt === null || r.updatedAt < shownAt)) return;
     if (i >= 0) this.restores[i] = r;
     else this.restores.unshift(r);
   }
