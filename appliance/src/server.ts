@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import { mkdirSync } from 'node:fs';
 import express, { type Express } from 'express';
 import { Server, type Socket } from 'socket.io';
-import { AGENT_NAMESPACE, ERRORS, FerryError, initHashing, SOCKET_PATH, UI_NAMESPACE } from '@ferry/protocol';
+import { AGENT_NAMESPACE, API_PREFIX, ERRORS, FerryError, initHashing, SOCKET_PATH, UI_NAMESPACE } from '@ferry/protocol';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { buildAppliance, dataPaths, type Appliance } from './appliance.js';
@@ -16,7 +16,7 @@ import type { UiNamespace } from './events/ui-events.js';
 import type { Clock } from './clock.js';
 import type { PassiveOptions } from './passive/service.js';
 import { errorHandler } from './http/reply.js';
-import { ApplianceLock, type LockState } from './keys/lock.js';
+import { ApplianceLock, type LockAttempt, type LockState } from './keys/lock.js';
 import { lockRoutes } from './keys/routes.js';
 import type { DataKeys } from './keys/data-keys.js';
 import { answerClientError, DEFAULT_SLOW_BODY, guardSlowBody, type SlowBodyLimit } from './http/slow-body.js';
@@ -101,8 +101,14 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
     next(Object.assign(new Error('no such socket.io namespace: use /agent or /ui'), { data: { code: 'NOT_FOUND', hint: ERRORS.NOT_FOUND.hint } }));
   });
 
-  const bringUp = (keys: DataKeys | null): Promise<void> => {
+  const bringUp = (keys: DataKeys | null, attempts: readonly LockAttempt[], dropped: number): Promise<void> => {
     const a = buildAppliance(config, log, { ...(opts.clock ? { clock: opts.clock } : {}), ...(opts.passive ? { passive: opts.passive } : {}), keys });
+    // The attempts made while locked, now that the audit log can be written: who tried the passphrase, from where.
+    const actionOf = (x: LockAttempt): string => (x.address === 'local' ? `${x.action} (passphrase given at start)` : `POST ${API_PREFIX}/${x.action}`);
+    if (dropped > 0 && attempts[0]) {
+      a.audit.record({ actor: 'anonymous', role: null, address: attempts[0].address, action: `${actionOf(attempts[0])}: ${dropped} earlier attempts while locked, not kept`, outcome: 'refused', status: 0, code: null }, attempts[0].at);
+    }
+    for (const x of attempts) a.audit.record({ actor: 'anonymous', role: null, address: x.address, action: actionOf(x), outcome: x.outcome, status: x.status, code: x.code }, x.at);
     app = createApp(a, log, { fingerprint: tls.fingerprint, version: opts.version, webRoot: opts.webRoot });
     agentSocket(agentNs, a.auth, a.agents, a.jobs, log);
     uiSocket(uiNs, a.auth, a.jobs, a.sessionSockets, log);

@@ -5,7 +5,7 @@ import { mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promise
 import os from 'node:os';
 import path from 'node:path';
 import { io } from 'socket.io-client';
-import { AGENT_NAMESPACE, API_PREFIX, ApplianceClient, BlockIndex, BlockKind, initHashing, SOCKET_PATH, UI_NAMESPACE, type JobView, type Point } from '@ferry/protocol';
+import { AGENT_NAMESPACE, API_PREFIX, ApplianceClient, BlockIndex, BlockKind, initHashing, SOCKET_PATH, UI_NAMESPACE, type AuditEntry, type JobView, type Point } from '@ferry/protocol';
 import { openStores, ROUTES } from '@ferry/appliance/testing';
 import { enrollAgent, ferry, ferryOk, sh, startAppliance, TEST_PASSPHRASE, testPassphraseFile, type RunningAppliance } from '../lib/cli.js';
 import { type BackupJson } from '../lib/fixture-data.js';
@@ -266,6 +266,28 @@ describe('encryption at rest', { timeout: 20 * 60_000 }, () => {
 
     admin.close();
     admin = new ApplianceClient(url, fingerprint, appliance.adminToken);
+    // Every try made while locked is in the audit log now, in order, with its own time, address and outcome.
+    const tries = (await admin.json<AuditEntry[]>(`${API_PREFIX}/audit?limit=1000`))
+      .filter((e) => e.action === `POST ${API_PREFIX}/unlock` || e.action === `POST ${API_PREFIX}/initialize`)
+      .slice(0, 9)
+      .reverse();
+    assert.deepEqual(
+      tries.map((e) => [e.action.replace(`POST ${API_PREFIX}/`, ''), e.actor, e.outcome, e.status, e.code]),
+      [
+        ['initialize', 'anonymous', 'refused', 409, 'APPLIANCE_INITIALISED'],
+        ...Array.from({ length: 5 }, () => ['unlock', 'anonymous', 'refused', 401, 'PASSPHRASE_WRONG']),
+        ['unlock', 'anonymous', 'refused', 429, 'UNLOCK_THROTTLED'],
+        ['unlock', 'anonymous', 'refused', 401, 'PASSPHRASE_WRONG'],
+        ['unlock', 'anonymous', 'ok', 200, null],
+      ],
+    );
+    for (const e of tries) assert.match(e.address, /127\.0\.0\.1$/, 'the address the try came from');
+    assert.deepEqual(
+      tries.map((e) => e.at),
+      tries.map((e) => e.at).sort(),
+      'each try keeps the time it was made',
+    );
+    assert.ok(tries[0]!.at < tries[8]!.at, 'the times are the tries\' own, not the time they were written');
     const points = await admin.json<Point[]>(`${API_PREFIX}/points`);
     assert.deepEqual(
       points.map((p) => p.id).sort((x, y) => x - y),

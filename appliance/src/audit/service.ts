@@ -16,9 +16,10 @@ export class AuditLog {
     private readonly log: Logger,
   ) {}
 
-  record(e: Omit<AuditRow, 'id' | 'at'>): void {
+  /** `at`: when it happened, if not now (attempts to unlock, kept until the catalog opened). */
+  record(e: Omit<AuditRow, 'id' | 'at'>, at = new Date().toISOString()): void {
     try {
-      this.repo.insert({ ...e, at: new Date().toISOString() });
+      this.repo.insert({ ...e, at });
       if (++this.#sincePrune >= PRUNE_EVERY) {
         this.#sincePrune = 0;
         this.repo.prune(KEEP);
