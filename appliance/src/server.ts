@@ -103,12 +103,6 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
 
   const bringUp = (keys: DataKeys | null, attempts: readonly LockAttempt[], dropped: number): Promise<void> => {
     const a = buildAppliance(config, log, { ...(opts.clock ? { clock: opts.clock } : {}), ...(opts.passive ? { passive: opts.passive } : {}), keys });
-    // The attempts made while locked, now that the audit log can be written: who tried the passphrase, from where.
-    const actionOf = (x: LockAttempt): string => (x.address === 'local' ? `${x.action} (passphrase given at start)` : `POST ${API_PREFIX}/${x.action}`);
-    if (dropped > 0 && attempts[0]) {
-      a.audit.record({ actor: 'anonymous', role: null, address: attempts[0].address, action: `${actionOf(attempts[0])}: ${dropped} earlier attempts while locked, not kept`, outcome: 'refused', status: 0, code: null }, attempts[0].at);
-    }
-    for (const x of attempts) a.audit.record({ actor: 'anonymous', role: null, address: x.address, action: actionOf(x), outcome: x.outcome, status: x.status, code: x.code }, x.at);
     app = createApp(a, log, { fingerprint: tls.fingerprint, version: opts.version, webRoot: opts.webRoot });
     agentSocket(agentNs, a.auth, a.agents, a.jobs, log);
     uiSocket(uiNs, a.auth, a.jobs, a.sessionSockets, log);
@@ -122,6 +116,13 @@ export async function startServer(config: Config, log: Logger, opts: ServerOptio
       a.sessionSockets.sweep((id) => a.ui.users.alive(id));
     }, TICK_MS);
     timer.unref();
+    // Who tried the passphrase while locked, from where: written once the appliance is up (a bring-up that fails
+    // keeps them for the next try, which hands them over again).
+    const actionOf = (x: LockAttempt): string => (x.address === 'local' ? `${x.action} (passphrase given at start)` : `POST ${API_PREFIX}/${x.action}`);
+    if (dropped > 0 && attempts[0]) {
+      a.audit.record({ actor: 'anonymous', role: null, address: attempts[0].address, action: `${actionOf(attempts[0])}: ${dropped} earlier attempts while locked, not kept`, outcome: 'refused', status: 0, code: null }, attempts[0].at);
+    }
+    for (const x of attempts) a.audit.record({ actor: 'anonymous', role: null, address: x.address, action: actionOf(x), outcome: x.outcome, status: x.status, code: x.code }, x.at);
     appliance = a;
     return Promise.resolve();
   };
