@@ -411,7 +411,7 @@ describe('web UI flows in a real browser', { timeout: 12 * 60_000 }, () => {
     const message = await confirmAction('resume', 'The job is scheduled again; a cycle that was stopped continues where it stopped.', 'Resume');
     assert.match(message, /^Resumed: (Syncing|Waiting)\.$/);
     assert.ok(['Syncing', 'Waiting'].includes((await job()).state));
-    await t.waitFor('CYCLE_1', jobId, (j) => j.state === 'Waiting' && j.pointCount === 1, 180_000);
+    await t.waitFor('CYCLE_1', jobId, (j) => j.state === 'Waiting' && j.pointCount === 1, 180_000).catch((err: unknown) => assert.fail(`${String(err)}${diag(jobId)}`));
     await stateShown(page, 'Waiting');
     const row = page.getByTestId('point-row').first();
     await row.getByText('CYCLE_1').waitFor({ timeout: 30_000 });
