@@ -103,6 +103,14 @@ describe('passive sources over SSH', { timeout: 15 * 60_000 }, () => {
       (err: unknown) => err instanceof FerryError && err.code === 'PASSIVE_SOURCE_EXISTS' && err.message.includes(`source ${sourceId} (db-01)`),
     );
     assert.equal((await t.admin.json<unknown[]>(`${API_PREFIX}/sources`)).length, sourcesBefore);
+    // Two adds of one new server and user at once (both pass the first check while they probe): one is recorded.
+    const twins = await Promise.allSettled(
+      [1, 2].map((i) => t.admin.json(`${API_PREFIX}/sources/passive`, { method: 'POST', body: { name: `twin ${i}`, host: ns.nsAddress, port: 22, username: 'twin', password: 'not used' } })),
+    );
+    assert.equal(twins.filter((r) => r.status === 'fulfilled').length, 1, 'one of the two is recorded');
+    const refused = twins.find((r) => r.status === 'rejected');
+    assert.ok(refused && refused.reason instanceof FerryError && refused.reason.code === 'PASSIVE_SOURCE_EXISTS', String(refused?.reason));
+    assert.equal((await t.admin.json<unknown[]>(`${API_PREFIX}/sources`)).length, sourcesBefore + 1);
 
     const wrong = await keygenFingerprint(path.join(work, 'host_b.pub'));
     await assert.rejects(

@@ -110,6 +110,13 @@ export class PassiveRepository {
     return this.#open(this.db.prepare(`${SELECT} WHERE p.source_id = ?`).get(sourceId) as PassiveRow | undefined);
   }
 
+  /** The source that already logs in as `username` at host:port (the host compared without case), if any. */
+  reaching(host: string, port: number, username: string): { source_id: number; name: string } | undefined {
+    return this.db
+      .prepare('SELECT p.source_id, s.name FROM passive_sources p JOIN sources s ON s.id = p.source_id WHERE lower(p.host) = lower(?) AND p.port = ? AND p.username = ?')
+      .get(host, port, username) as { source_id: number; name: string } | undefined;
+  }
+
   list(): PassiveRow[] {
     return (this.db.prepare(`${SELECT} ORDER BY p.source_id`).all() as PassiveRow[]).map((r) => this.#open(r)!);
   }

@@ -59,13 +59,11 @@ export class PassiveService {
    * trusted) and records the source. The engineer compares the key with the source's own and confirms it.
    */
   async add(req: z.infer<typeof AddPassiveSourceRequestSchema>): Promise<AddPassiveSourceResponse> {
-    // One agent per user's home directory on a server: a second source there would stop the first one's agent.
-    const same = this.repo.list().find((r) => r.host.toLowerCase() === req.host.toLowerCase() && r.port === req.port && r.username === req.username);
-    if (same) {
-      throw new FerryError('PASSIVE_SOURCE_EXISTS', `source ${same.source_id} (${same.name}) already reaches ${req.username}@${req.host}:${req.port}`);
-    }
+    this.#assertUnused(req);
     const hostKey = await probeHostKey(req);
     const sourceId = this.repo.transaction(() => {
+      // Again with the insert: another add of the same server may have been recorded while this one probed.
+      this.#assertUnused(req);
       const id = this.sources.create(req.name ?? req.host, null);
       this.repo.create(
         id,
@@ -84,6 +82,14 @@ export class PassiveService {
     this.log.info({ sourceId, host: req.host, port: req.port, hostKey }, 'passive source added; host key awaits confirmation');
     const source = this.#emit(sourceId);
     return { source, hostKey };
+  }
+
+  /** One agent per user's home directory on a server: a second source there would stop the first one's agent. */
+  #assertUnused(req: { host: string; port: number; username: string }): void {
+    const same = this.repo.reaching(req.host, req.port, req.username);
+    if (same) {
+      throw new FerryError('PASSIVE_SOURCE_EXISTS', `source ${same.source_id} (${same.name}) already reaches ${req.username}@${req.host}:${req.port}`);
+    }
   }
 
   /**
