@@ -8,33 +8,23 @@ export function passiveRoutes(passive: PassiveService): Router {
   const r = Router();
   r.get(
     '/passive-sources',
-    json(() => {
-      return passive.list();
-    }),
+    json(() => passive.list()),
   );
   r.post(
     '/sources/passive',
-    json(async (req) => {
-      return passive.add(parse(AddPassiveSourceRequestSchema, req.body));
-    }),
+    json(async (req) => passive.add(parse(AddPassiveSourceRequestSchema, req.body))),
   );
   r.get(
     '/sources/:id/passive',
-    json((req) => {
-      return passive.get(intParam(req.params.id, 'source id'));
-    }),
+    json((req) => passive.get(intParam(req.params.id, 'source id'))),
   );
   r.post(
     '/sources/:id/host-key',
-    json((req) => {
-      return passive.confirmHostKey(intParam(req.params.id, 'source id'), parse(ConfirmHostKeyRequestSchema, req.body).sha256);
-    }),
+    json((req) => passive.confirmHostKey(intParam(req.params.id, 'source id'), parse(ConfirmHostKeyRequestSchema, req.body).sha256)),
   );
   r.put(
     '/sources/:id/passive/credentials',
-    json((req) => {
-      return passive.changeCredentials(intParam(req.params.id, 'source id'), parse(PassiveCredentialsRequestSchema, req.body));
-    }),
+    json((req) => passive.changeCredentials(intParam(req.params.id, 'source id'), parse(PassiveCredentialsRequestSchema, req.body))),
   );
   return r;
 }

@@ -25,21 +25,15 @@ export function restoreRoutes(restores: RestoreService): Router {
   const id = (v: unknown): number => intParam(v, 'restore id');
   r.get(
     '/restores',
-    json(() => {
-      return restores.list();
-    }),
+    json(() => restores.list()),
   );
   r.post(
     '/restores',
-    json((req) => {
-      return restores.create(parse(CreateRestoreRequestSchema, req.body).pointId);
-    }),
+    json((req) => restores.create(parse(CreateRestoreRequestSchema, req.body).pointId)),
   );
   r.post(
     '/restores/codes',
-    json((req) => {
-      return restores.createWithCode(parse(CreateRestoreCodeRequestSchema, req.body));
-    }),
+    json((req) => restores.createWithCode(parse(CreateRestoreCodeRequestSchema, req.body))),
   );
   r.get(
     '/restores/:id',
@@ -57,15 +51,11 @@ export function restoreRoutes(restores: RestoreService): Router {
   );
   r.post(
     '/restores/:id/finish',
-    json((req) => {
-      return restores.finish(id(req.params.id), 'finished');
-    }),
+    json((req) => restores.finish(id(req.params.id), 'finished')),
   );
   r.post(
     '/restores/:id/cancel',
-    json((req) => {
-      return restores.finish(id(req.params.id), 'cancelled');
-    }),
+    json((req) => restores.finish(id(req.params.id), 'cancelled')),
   );
   return r;
 }

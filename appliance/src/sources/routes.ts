@@ -10,9 +10,7 @@ export function sourceRoutes(sources: SourceRepository, views: SourceViews): Rou
   const r = Router();
   r.get(
     '/sources',
-    json(() => {
-      return views.list();
-    }),
+    json(() => views.list()),
   );
   r.get(
     '/sources/:id',

@@ -7,9 +7,7 @@ export function storageRoutes(gc: { run(): Promise<GcReport> }): Router {
   const r = Router();
   r.post(
     '/storage/gc',
-    json(async () => {
-      return gc.run();
-    }),
+    json(async () => gc.run()),
   );
   return r;
 }
