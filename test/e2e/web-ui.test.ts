@@ -12,6 +12,7 @@ import { createPartitionedImage, withMounted } from '../lib/disk-image.js';
 import { startAgentDaemon, startTestAppliance, type AgentDaemon, type TestAppliance } from '../lib/jobs.js';
 import { startBrowser, waitUntil, type TestBrowser } from '../lib/browser.js';
 import { ensureAgentBinary } from '../lib/agent-binary.js';
+import { flipBits } from '../lib/damage.js';
 
 /*
  * The web UI in Debian's headless Chromium against an in-process appliance (real HTTPS, socket.io, SQLite, chunk
@@ -261,17 +262,7 @@ describe('web UI in a real browser', { timeout: 10 * 60_000 }, () => {
     while (index.kind(n) !== BlockKind.Data) n++;
     const { chunks } = await openStores(t.dataDir, TEST_PASSPHRASE);
     const file = chunks.pathOf(index.chunkIdHex(n));
-    const invert = async (): Promise<void> => {
-      const fh = await open(file, 'r+');
-      try {
-        const one = Buffer.alloc(1);
-        await fh.read(one, 0, 1, 80);
-        one[0]! ^= 0xff;
-        await fh.write(one, 0, 1, 80);
-      } finally {
-        await fh.close();
-      }
-    };
+    const invert = (): Promise<void> => flipBits(file, 80, 0xff);
     await invert();
     try {
       await page.getByTestId('verify').click();

@@ -10,6 +10,7 @@ import { openStores, ROUTES } from '@ferry/appliance/testing';
 import { enrollAgent, ferry, ferryOk, sh, startAppliance, TEST_PASSPHRASE, testPassphraseFile, type RunningAppliance } from '../lib/cli.js';
 import { type BackupJson } from '../lib/fixture-data.js';
 import { createPartitionedImage, treeChecksums, withMounted } from '../lib/disk-image.js';
+import { flipBits } from '../lib/damage.js';
 
 /*
  * Encryption at rest on real things: an ext4 source image, a real appliance process encrypted with a passphrase,
@@ -166,12 +167,7 @@ describe('encryption at rest', { timeout: 20 * 60_000 }, () => {
     assert.ok(victim, 'point A has a chunk point B does not use');
     const { chunks } = await openStores(dataDir, TEST_PASSPHRASE);
     const file = chunks.pathOf(victim.id);
-    const fh = await open(file, 'r+');
-    const one = Buffer.alloc(1);
-    await fh.read(one, 0, 1, 100);
-    one[0]! ^= 0x01;
-    await fh.write(one, 0, 1, 100);
-    await fh.close();
+    await flipBits(file, 100, 0x01);
 
     const v = await ferry('appliance', ['verify', '--data', dataDir, '--json']);
     assert.equal(v.code, 1, v.stderr);
@@ -381,14 +377,7 @@ describe('encryption at rest', { timeout: 20 * 60_000 }, () => {
     let n = 0;
     while (index.kind(n) !== BlockKind.Data) n++;
     const file = chunks.pathOf(index.chunkIdHex(n));
-    const flip = async (): Promise<void> => {
-      const fh = await open(file, 'r+');
-      const one = Buffer.alloc(1);
-      await fh.read(one, 0, 1, 60);
-      one[0]! ^= 0x80;
-      await fh.write(one, 0, 1, 60);
-      await fh.close();
-    };
+    const flip = (): Promise<void> => flipBits(file, 60, 0x80);
     await flip();
     const failed = await cli2(['arrival']);
     assert.equal(failed.code, 1, failed.stderr);
